@@ -1,0 +1,327 @@
+"""The `digest` command line: thin wrappers that turn domain errors into one-line messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from digest import jobs
+from digest.config import Config, load_config
+from digest.errors import DigestError, InvalidInput
+from digest.models import to_json
+from digest.opml import parse_opml, render_opml
+from digest.sample import install_sample
+from digest.store import Store
+from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
+
+console = Console(highlight=False)
+
+
+class App:
+    """Per-invocation state: config loaded on first use, store opened on first use."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.config.state_dir.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.config.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+class DigestGroup(click.Group):
+    """Print DigestError as `Error: <message>` with exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(to_json(data), indent=2, ensure_ascii=False))
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+@click.group(cls=DigestGroup)
+@click.option("--config", "config_path", metavar="PATH", help="TOML config file.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="podcast-digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Turn podcasts into a daily email of the five best insights."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = ctx.with_resource(closing(App(config_path)))
+
+
+@cli.command()
+@click.option("--sample", is_flag=True, help="Also add the bundled sample podcast as a feed.")
+@click.pass_obj
+def init(app: App, sample: bool) -> None:
+    """Create the state folder and database (safe to run again)."""
+    store = app.store
+    console.print(f"State folder: {app.config.state_dir}")
+    console.print(f"Database: {store.engine.url.render_as_string(hide_password=True)}")
+    if sample:
+        url = install_sample(app.config.state_dir, jobs.utcnow())
+        if url not in {f.url for f in store.feeds.list()}:
+            store.feeds.add(url, jobs.utcnow(), title="Model Minds (sample)")
+            console.print(f"Added the sample feed {url}")
+
+
+# ---------------------------------------------------------------- feeds
+@cli.group()
+def feeds() -> None:
+    """Manage podcast feeds."""
+
+
+def feed_url(value: str) -> str:
+    """http(s) URLs as given; a local file (path or file://) as a file:// URL."""
+    if value.startswith(("http://", "https://")):
+        return value
+    path = Path(value[7:] if value.startswith("file://") else value)
+    if "://" in value and not value.startswith("file://"):
+        raise InvalidInput(f"{value}: a feed URL must start with http:// or https://")
+    if not path.is_file():
+        raise InvalidInput(f"{value}: not an http(s) URL and no such file")
+    return path.resolve().as_uri()
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.pass_obj
+def feeds_add(app: App, url: str) -> None:
+    """Subscribe to a feed (its first poll skips the back catalogue)."""
+    feed = app.store.feeds.add(feed_url(url), jobs.utcnow())
+    console.print(f"Added {feed.url}; run `digest poll` to fetch it.")
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def feeds_list(app: App, as_json: bool) -> None:
+    """List feeds with their health."""
+    rows = app.store.feeds.list()
+    if as_json:
+        return emit_json(rows)
+    table = Table("URL", "Title", "Last polled", "Failures", "Last error")
+    for f in rows:
+        table.add_row(
+            f.url, f.title, when(f.last_polled_at), str(f.consecutive_failures), f.last_error or ""
+        )
+    console.print(table)
+
+
+@feeds.command("remove")
+@click.argument("url")
+@click.pass_obj
+def feeds_remove(app: App, url: str) -> None:
+    """Unsubscribe from a feed and forget its episodes."""
+    candidates = [url] if "://" in url else [url, feed_url(url)]
+    for candidate in candidates:
+        if candidate in {f.url for f in app.store.feeds.list()}:
+            app.store.feeds.remove(candidate)
+            console.print(f"Removed {candidate}")
+            return
+    app.store.feeds.remove(url)  # raises NotFound with the remedy
+
+
+@feeds.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def feeds_import(app: App, file: Path) -> None:
+    """Add every feed of an OPML file (as podcast apps export it)."""
+    known = {f.url for f in app.store.feeds.list()}
+    added = 0
+    for url, title in parse_opml(file.read_bytes(), str(file)):
+        if url.startswith(("http://", "https://")) and url not in known:
+            app.store.feeds.add(url, jobs.utcnow(), title=title)
+            known.add(url)
+            added += 1
+    console.print(f"Imported {added} new feed(s) from {file}.")
+
+
+@feeds.command("export")
+@click.pass_obj
+def feeds_export(app: App) -> None:
+    """Print all feeds as OPML 2.0."""
+    click.echo(render_opml(app.store.feeds.list()), nl=False)
+
+
+# ---------------------------------------------------------------- subscribers
+@cli.group()
+def subscribers() -> None:
+    """Manage who gets the daily email."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--timezone", "tz", help="IANA timezone, e.g. Europe/Berlin (default: [digest]).")
+@click.option("--send-time", help="Local send time HH:MM (default: [digest] send_time).")
+@click.pass_obj
+def subscribers_add(app: App, email: str, tz: str | None, send_time: str | None) -> None:
+    """Add a subscriber (syntax is checked; nothing is sent)."""
+    address = normalise_email(email)
+    sub = app.store.subscribers.add(
+        address,
+        jobs.utcnow(),
+        timezone=check_subscriber_timezone(tz) if tz else None,
+        send_time=check_send_time(send_time) if send_time else None,
+    )
+    console.print(f"Subscribed {sub.email}")
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def subscribers_list(app: App, as_json: bool) -> None:
+    """List subscribers."""
+    rows = app.store.subscribers.list()
+    if as_json:
+        return emit_json(
+            [{k: v for k, v in to_json(s).items() if k != "unsubscribe_token"} for s in rows]
+        )
+    cfg = app.config.digest
+    table = Table("Email", "Timezone", "Send time", "Status", "Since")
+    for s in rows:
+        table.add_row(
+            s.email,
+            s.timezone or cfg.timezone,
+            s.send_time or cfg.send_time,
+            s.status,
+            when(s.created_at),
+        )
+    console.print(table)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_obj
+def subscribers_remove(app: App, email: str) -> None:
+    """Delete a subscriber and their data."""
+    app.store.subscribers.remove(email.strip())
+    console.print(f"Removed {email.strip()}")
+
+
+# ---------------------------------------------------------------- pipeline
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def poll(app: App, as_json: bool) -> None:
+    """Fetch every feed once and record new episodes."""
+    results = jobs.poll_feeds(app.store, app.config)
+    if as_json:
+        return emit_json(results)
+    print_poll(results)
+
+
+def print_poll(results: list[Any]) -> None:
+    table = Table("Feed", "Outcome", "New", "Skipped", "Error")
+    for r in results:
+        style = {"failed": "red", "not_modified": "dim"}.get(r.outcome, "")
+        table.add_row(
+            r.feed_url,
+            f"[{style}]{r.outcome}[/]" if style else r.outcome,
+            str(r.new_episodes),
+            str(r.skipped_episodes),
+            r.error or "",
+        )
+    console.print(table)
+    failed = sum(r.outcome == "failed" for r in results)
+    new = sum(r.new_episodes for r in results)
+    console.print(f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed.")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--status", help="Only episodes with this status.")
+@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@click.pass_obj
+def episodes(app: App, as_json: bool, status: str | None, limit: int | None) -> None:
+    """List known episodes, newest first."""
+    rows = app.store.episodes.list(status=status, limit=limit)
+    if as_json:
+        return emit_json(rows)
+    print_episodes(rows)
+
+
+def print_episodes(rows: list[Any]) -> None:
+    table = Table("ID", "Show", "Title", "Published", "Status", "Error")
+    for e in rows:
+        table.add_row(e.id, e.show_title, e.title, when(e.published_at), e.status, e.error or "")
+    console.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Health at a glance: feeds failing, episodes by stage, subscribers."""
+    summary = app.store.summary()
+    failing = [f for f in app.store.feeds.list() if f.consecutive_failures]
+    summary["failing_feeds"] = [
+        {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
+        for f in failing
+    ]
+    if as_json:
+        return emit_json(summary)
+    feeds_health = summary["feeds"]
+    console.print(f"Feeds: {feeds_health['total']} ({feeds_health['failing']} failing)")
+    for f in failing:
+        console.print(
+            f"  [red]✗[/] {f.url}: {f.consecutive_failures} failed poll(s): {f.last_error}"
+        )
+    episodes_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["episodes"].items())) or "none"
+    console.print(f"Episodes: {episodes_line}")
+    subs_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["subscribers"].items())) or "none"
+    console.print(f"Subscribers: {subs_line}")
+
+
+@cli.command()
+@click.pass_obj
+def run(app: App) -> None:
+    """The main job: poll every feed and list what is new (safe to run every few minutes)."""
+    if not app.store.feeds.list():
+        raise InvalidInput(
+            "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
+        )
+    results = jobs.poll_feeds(app.store, app.config)
+    print_poll(results)
+    print_episodes(app.store.episodes.list(limit=20))
+
+
+def main() -> None:
+    cli(prog_name="digest")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Settings: every one declared once below, with its default and a one-line reason.
+
+One TOML file (found via `--config`, `$DIGEST_CONFIG`, `./digest.toml`, else the
+defaults) plus environment variables for secrets. Unknown keys are an error, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+CONFIG_ENV = "DIGEST_CONFIG"
+DEFAULT_CONFIG_NAME = "digest.toml"
+
+
+def setting(default: Any, doc: str, *, choices: tuple[str, ...] = ()) -> Any:
+    """Declare one setting: its default, its one-line documentation, its allowed values."""
+    return field(default=default, metadata={"doc": doc, "choices": choices})
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    state_dir: str = setting("state", "database, media cache, transcripts, outbox")
+    database_url: str = setting(
+        "", "default sqlite:///<state_dir>/digest.db; postgresql+psycopg://... works too"
+    )
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    poll_interval_minutes: int = setting(30, "how often the scheduled poll runs")
+    allow_private_addresses: bool = setting(
+        False, "refuse feed/enclosure URLs that resolve to loopback, private, link-local addresses"
+    )
+    lookback_hours: int = setting(
+        48, "first poll of a new feed: older episodes are recorded as skipped, never downloaded"
+    )
+    timeout_seconds: float = setting(30.0, "whole-request deadline for one feed fetch")
+    max_feed_bytes: int = setting(
+        20 * 1024 * 1024, "a feed larger than this fails (real ones are < 5 MB)"
+    )
+    concurrency: int = setting(8, "feeds fetched at once during a poll")
+
+
+@dataclass(frozen=True)
+class TranscriptionSettings:
+    backend: str = setting(
+        "faster-whisper",
+        "which engine transcribes",
+        choices=("faster-whisper", "openai-whisper", "openai"),
+    )
+    model: str = setting("tiny.en", "model name or local path")
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    backend: str = setting(
+        "auto",
+        "auto: openai if a key or base_url is set, else extractive",
+        choices=("auto", "openai", "extractive"),
+    )
+    model: str = setting("gpt-4o-mini", "chat model used by the openai backend")
+    base_url: str = setting("", "any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp)")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    insights: int = setting(5, "insights per daily email")
+    timezone: str = setting("UTC", "default timezone of subscribers and of the schedule")
+    send_time: str = setting("07:00", "default local send time, HH:MM")
+    sender: str = setting("Podcast Digest <digest@localhost>", "From: header of the email")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = setting("", "empty: write .eml files to <state_dir>/outbox instead of sending")
+    port: int = setting(587, "SMTP port")
+    security: str = setting("starttls", "transport security", choices=("starttls", "ssl", "none"))
+    username: str = setting("", "SMTP login; the password comes from $DIGEST_SMTP_PASSWORD")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets come only from the environment, and never print."""
+
+    openai_api_key: str = field(default="", repr=False)
+    smtp_password: str = field(default="", repr=False)
+
+
+SECRET_ENV = {"openai_api_key": "OPENAI_API_KEY", "smtp_password": "DIGEST_SMTP_PASSWORD"}
+
+SECTIONS: dict[str, type] = {
+    "storage": StorageSettings,
+    "feeds": FeedSettings,
+    "transcription": TranscriptionSettings,
+    "extraction": ExtractionSettings,
+    "digest": DigestSettings,
+    "smtp": SmtpSettings,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    storage: StorageSettings = StorageSettings()
+    feeds: FeedSettings = FeedSettings()
+    transcription: TranscriptionSettings = TranscriptionSettings()
+    extraction: ExtractionSettings = ExtractionSettings()
+    digest: DigestSettings = DigestSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    secrets: Secrets = field(default=Secrets(), repr=False)
+    # Relative paths in the file resolve against the file's folder (else the cwd).
+    base_dir: Path = Path(".")
+    # The file the settings came from; None means built-in defaults.
+    source: Path | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.base_dir / self.storage.state_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.storage.database_url or f"sqlite:///{self.state_dir / 'digest.db'}"
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """`--config`, then `$DIGEST_CONFIG`, then `./digest.toml`; None means defaults."""
+    for candidate, must_exist in ((explicit, True), (env.get(CONFIG_ENV), True)):
+        if candidate:
+            path = Path(candidate)
+            if must_exist and not path.is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            return path
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (if any), validate it, and add secrets from the environment."""
+    env = os.environ if env is None else env
+    path = find_config_file(explicit, env)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    where = str(path) if path else "defaults"
+    return config_from_dict(
+        data,
+        env=env,
+        base_dir=path.parent if path else Path("."),
+        source=path,
+        where=where,
+    )
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path = Path("."),
+    source: Path | None = None,
+    where: str = "config",
+) -> Config:
+    """Build a validated Config from parsed TOML; `where` names the source in errors."""
+    env = {} if env is None else env
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section [{unknown[0]}]; known sections: {', '.join(SECTIONS)}"
+        )
+    sections = {
+        name: _section(cls, data.get(name, {}), name, where) for name, cls in SECTIONS.items()
+    }
+    secrets = Secrets(**{name: env.get(var, "") for name, var in SECRET_ENV.items()})
+    config = Config(**sections, secrets=secrets, base_dir=base_dir, source=source)
+    _check_values(config, where)
+    return config
+
+
+def _section(cls: type, raw: Any, name: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table of settings")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown setting '{key}' in [{name}]; known: {', '.join(fields)}"
+            )
+        _check_type(fields[key], value, f"[{name}] {key}", where)
+    return cls(**raw)
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_type(f: dataclasses.Field[Any], value: Any, label: str, where: str) -> None:
+    expected = type(f.default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        kind = TYPE_NAMES.get(expected, expected.__name__)
+        raise ConfigError(f"{where}: {label} must be {kind}; got {value!r}")
+    choices = f.metadata.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {label} must be one of {', '.join(choices)}; got {value!r}")
+
+
+SEND_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _check_values(config: Config, where: str) -> None:
+    positive = {
+        "[feeds] poll_interval_minutes": config.feeds.poll_interval_minutes,
+        "[feeds] timeout_seconds": config.feeds.timeout_seconds,
+        "[feeds] max_feed_bytes": config.feeds.max_feed_bytes,
+        "[feeds] concurrency": config.feeds.concurrency,
+        "[digest] insights": config.digest.insights,
+        "[smtp] port": config.smtp.port,
+    }
+    for label, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where}: {label} must be greater than 0; got {value}")
+    if config.feeds.lookback_hours < 0:
+        raise ConfigError(f"{where}: [feeds] lookback_hours cannot be negative")
+    check_timezone(config.digest.timezone, f"{where}: [digest] timezone")
+    if not SEND_TIME.match(config.digest.send_time):
+        raise ConfigError(
+            f"{where}: [digest] send_time must be HH:MM (24 h); got {config.digest.send_time!r}"
+        )
+
+
+def check_timezone(name: str, label: str = "timezone") -> ZoneInfo:
+    """Return the zone, or explain that the name is not an IANA timezone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"{label}: unknown timezone {name!r}; use an IANA name such as Europe/Berlin"
+        ) from exc

@@ -1,0 +1,39 @@
+"""Exceptions that reach users: each message names the item and says what to do.
+
+The CLI prints `str(error)` as one line and exits non-zero, so every message here
+must make sense on its own, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base for every error the pipeline expects and reports to a person."""
+
+
+class ConfigError(DigestError):
+    """The configuration file or an environment override is wrong."""
+
+
+class StoreError(DigestError):
+    """The state database cannot be opened, migrated or written."""
+
+
+class InvalidInput(DigestError):
+    """A value typed by a user (an address, a URL, a timezone) is not acceptable."""
+
+
+class NotFound(DigestError):
+    """A feed, episode or subscriber named by the user does not exist."""
+
+
+class FetchError(DigestError):
+    """An HTTP or file fetch failed: network, status code, size or time limit."""
+
+
+class BlockedURL(FetchError):
+    """A URL was refused before any request: bad scheme or a private address."""
+
+
+class FeedParseError(DigestError):
+    """What was fetched is not a usable RSS or Atom feed."""

@@ -1,0 +1,298 @@
+"""Feed ingestion: pure parsing of RSS/Atom podcast feeds, plus a thin conditional fetcher.
+
+Parsing takes bytes and returns a ParsedFeed, so it is tested without a network.
+Real feeds are messy (feedparser's 56 iTunes fixtures show how): durations come in
+five formats, GUIDs go missing or repeat, and feedparser keeps only the last of
+several `podcast:transcript` tags, so those are read with a defused XML parser.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import re
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+from xml.sax import SAXParseException
+
+import defusedxml.ElementTree as SafeET
+import feedparser
+
+from digest.errors import FeedParseError, FetchError
+from digest.models import EpisodeStatus, FetchResult, ParsedEpisode, ParsedFeed, TranscriptLink
+from digest.net import GuardedClient, raise_for_status, read_capped
+
+PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
+)
+# An internal DTD subset that declares entities is how billion-laughs bombs start;
+# no real podcast feed needs one, so such a document is refused before parsing.
+ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+AUDIO_EXTENSIONS = (".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wav", ".flac", ".mp4")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """`itunes:duration` in its wild forms: "3723", "62:03", "1:02:03", "1:02:03.5", "1h 2m 3s"."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if re.fullmatch(r"\d+(:\d{1,2}){1,2}(\.\d+)?", text):
+        seconds = 0.0
+        for part in text.split(":"):
+            seconds = seconds * 60 + float(part)
+        return seconds
+    units = re.findall(r"(\d+(?:\.\d+)?)\s*(h|hr|hours?|m|min|minutes?|s|sec|seconds?)\b", text)
+    if units:
+        scale = {"h": 3600, "m": 60, "s": 1}
+        return sum(float(n) * scale[u[0]] for n, u in units)
+    return None
+
+
+def _published(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+    return None
+
+
+def _enclosure(entry: Any, base_url: str) -> tuple[str, str, int | None]:
+    """The first audio enclosure (or the first enclosure at all) as (url, type, length)."""
+    enclosures = [link for link in entry.get("links", []) if link.get("rel") == "enclosure"]
+    audio = [
+        e
+        for e in enclosures
+        if str(e.get("type", "")).startswith(("audio/", "video/"))
+        or urlsplit(str(e.get("href", ""))).path.lower().endswith(AUDIO_EXTENSIONS)
+    ]
+    chosen = (audio or enclosures or [None])[0]
+    if chosen is None:
+        return "", "", None
+    length = str(chosen.get("length", "")).strip()
+    href = urljoin(base_url, str(chosen.get("href", "")).strip())
+    return href, str(chosen.get("type", "")), int(length) if length.isdigit() else None
+
+
+def episode_key(guid: str, enclosure_url: str, title: str, published: datetime | None) -> str:
+    """Identity of an item within its feed: GUID, else enclosure URL, else hash of title + date."""
+    if guid:
+        return f"guid:{guid}"
+    if enclosure_url:
+        return f"url:{enclosure_url}"
+    stamp = published.isoformat() if published else ""
+    return "hash:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()[:32]
+
+
+def episode_id(feed_url: str, key: str) -> str:
+    """Stable, URL-safe episode id: the same item in the same feed always maps here."""
+    return hashlib.sha256(f"{feed_url}\n{key}".encode()).hexdigest()[:16]
+
+
+def _transcript_tags(content: bytes) -> list[list[TranscriptLink]] | None:
+    """All `podcast:transcript` tags per item, in document order; None if the XML is broken."""
+    try:
+        root = SafeET.fromstring(content)
+    except Exception:  # malformed, or defusedxml refused it: feedparser's value is the fallback
+        return None
+    items = (
+        root.iter("item") if root.tag == "rss" else root.iter("{http://www.w3.org/2005/Atom}entry")
+    )
+    result = []
+    for item in items:
+        result.append(
+            [
+                TranscriptLink(
+                    url=tag.get("url", "").strip(),
+                    type=tag.get("type", "").strip(),
+                    language=tag.get("language", "").strip(),
+                    rel=tag.get("rel", "").strip(),
+                )
+                for tag in item.iter(f"{{{PODCAST_NS}}}transcript")
+                if tag.get("url")
+            ]
+        )
+    return result
+
+
+def _fallback_transcripts(entry: Any) -> list[TranscriptLink]:
+    tag = entry.get("podcast_transcript")
+    if isinstance(tag, dict) and tag.get("url"):
+        return [TranscriptLink(url=str(tag["url"]), type=str(tag.get("type", "")))]
+    return []
+
+
+def _clean(text: Any) -> str:
+    """Collapse whitespace and strip control characters a title could smuggle into headers."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or "")).strip()
+
+
+def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
+    """Parse feed bytes into episodes; raise FeedParseError if it is not a usable feed."""
+    if ENTITY_DECL.search(content):
+        raise FeedParseError(f"{base_url}: the document declares XML entities; refused as unsafe")
+    parsed = feedparser.parse(content)
+    reason = parsed.get("bozo_exception")
+    if not parsed.get("version") and not parsed.entries:
+        head = content.lstrip()[:200].lower()
+        if head.startswith((b"<!doctype html", b"<html")):
+            raise FeedParseError(f"{base_url}: this is an HTML page, not an RSS or Atom feed")
+        raise FeedParseError(f"{base_url}: not an RSS or Atom feed ({reason or 'no feed found'})")
+    if isinstance(reason, SAXParseException):
+        # Apple Podcasts refuses such feeds too; half-parsed items would be worse than none.
+        raise FeedParseError(
+            f"{base_url}: malformed XML at line {reason.getLineNumber()}, column "
+            f"{reason.getColumnNumber()}: {reason.getMessage()}; the publisher must fix the feed"
+        )
+    transcripts = _transcript_tags(content)
+    episodes: list[ParsedEpisode] = []
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(parsed.entries):
+        links = transcripts[index] if transcripts and index < len(transcripts) else None
+        episode = _episode(
+            entry, base_url, links if links is not None else _fallback_transcripts(entry)
+        )
+        if episode.key in seen:
+            if seen[episode.key] == episode.enclosure_url or not episode.enclosure_url:
+                warnings.append(f"duplicate item {episode.key!r} ignored")
+                continue
+            # Same GUID, different audio: a publisher reusing GUIDs. Keep both, told apart by URL.
+            warnings.append(f"GUID reused for {episode.enclosure_url}; told apart by enclosure URL")
+            episode = replace(episode, key=f"url:{episode.enclosure_url}")
+            if episode.key in seen:
+                continue
+        seen[episode.key] = episode.enclosure_url
+        episodes.append(episode)
+    feed = parsed.feed
+    return ParsedFeed(
+        title=_clean(feed.get("title")) or base_url,
+        link=str(feed.get("link", "")),
+        episodes=tuple(episodes),
+        warnings=tuple(warnings),
+    )
+
+
+def _episode(entry: Any, base_url: str, transcripts: list[TranscriptLink]) -> ParsedEpisode:
+    guid = _clean(entry.get("id"))
+    title = _clean(entry.get("title")) or "(untitled)"
+    published = _published(entry)
+    enclosure_url, enclosure_type, length = _enclosure(entry, base_url)
+    link = str(entry.get("link", ""))
+    if not link.lower().startswith(("http://", "https://")):
+        link = ""  # feedparser copies a non-URL GUID into link
+    return ParsedEpisode(
+        key=episode_key(guid, enclosure_url, title, published),
+        guid=guid,
+        title=title,
+        link=link,
+        summary=str(entry.get("summary", ""))[:5000],
+        published_at=published,
+        enclosure_url=enclosure_url,
+        enclosure_type=enclosure_type,
+        enclosure_length=length,
+        duration_seconds=parse_duration(entry.get("itunes_duration")),
+        episode_type=_clean(entry.get("itunes_episodetype")).lower() or "full",
+        transcripts=tuple(
+            sorted(
+                (
+                    TranscriptLink(urljoin(base_url, t.url), t.type, t.language, t.rel)
+                    for t in transcripts
+                ),
+                key=transcript_rank,
+            )
+        ),
+    )
+
+
+def is_local(url: str) -> bool:
+    """Operators may add a feed file on disk (file:// URL); only they, never a feed, can."""
+    return urlsplit(url).scheme == "file"
+
+
+def local_path(url: str) -> Path:
+    return Path(unquote(urlsplit(url).path))
+
+
+def fetch_feed(
+    client: GuardedClient,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+) -> FetchResult:
+    """Conditional GET (ETag / Last-Modified); a 304 comes back with empty content."""
+    if is_local(url):
+        return _read_local(url, last_modified, max_bytes)
+    headers = {"Accept": ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    deadline = time.monotonic() + client.timeout
+    with client.stream(url, headers) as response:
+        final_url = str(response.url)
+        if response.status_code == 304:
+            return FetchResult(final_url, True, b"", etag, last_modified)
+        raise_for_status(response, url)
+        body = read_capped(response, max_bytes=max_bytes, deadline=deadline, url=url)
+        return FetchResult(
+            url=final_url,
+            not_modified=False,
+            content=body,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            content_type=response.headers.get("content-type", ""),
+        )
+
+
+def _read_local(url: str, last_modified: str | None, max_bytes: int) -> FetchResult:
+    path = local_path(url)
+    try:
+        stat = path.stat()
+        stamp = formatdate(stat.st_mtime, usegmt=True)
+        if stamp == last_modified:
+            return FetchResult(url, True, b"", None, last_modified)
+        if stat.st_size > max_bytes:
+            raise FetchError(f"{url}: {stat.st_size:,} bytes is over the {max_bytes:,}-byte limit")
+        return FetchResult(url, False, path.read_bytes(), None, stamp, "application/xml")
+    except OSError as exc:
+        raise FetchError(f"{url}: cannot read feed file: {exc.strerror}") from exc
+
+
+# Timed formats first: they give insights their timestamps.
+TRANSCRIPT_PREFERENCE = ("json", "vtt", "srt", "subrip", "html", "plain")
+
+
+def transcript_rank(link: TranscriptLink) -> int:
+    """Lower is better; unknown types last (they are sniffed on download anyway)."""
+    kind = (link.type + " " + urlsplit(link.url).path).lower()
+    for rank, marker in enumerate(TRANSCRIPT_PREFERENCE):
+        if marker in kind:
+            return rank
+    return len(TRANSCRIPT_PREFERENCE)
+
+
+def initial_status(
+    item: ParsedEpisode, *, first_poll: bool, now: datetime, lookback_hours: int
+) -> tuple[EpisodeStatus, str | None]:
+    """What a newly seen item becomes: pending work, or skipped with the reason why."""
+    if item.episode_type == "trailer":
+        return "skipped", "trailer"
+    if not item.enclosure_url and not item.transcripts:
+        return "skipped", "no audio enclosure and no transcript"
+    if first_poll:
+        if item.published_at is None:
+            return "skipped", "back catalogue: undated item on the feed's first poll"
+        age_hours = (now - item.published_at).total_seconds() / 3600
+        if age_hours > lookback_hours:
+            return "skipped", f"back catalogue: published before the {lookback_hours} h lookback"
+    return "pending", None

@@ -1,0 +1,98 @@
+"""Use cases that join a stage to the store: what the CLI commands and Prefect tasks call.
+
+Stages (`feeds`, later `media`, `transcribe`, ...) stay free of persistence; this
+module is where their results are recorded, and where one item's failure is turned
+into data so the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.feeds import episode_id, fetch_feed, initial_status, parse_feed
+from digest.models import Feed, FeedPollResult, FetchResult
+from digest.net import GuardedClient
+from digest.store import Store
+
+log = logging.getLogger("digest.feeds")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def feed_client(config: Config) -> GuardedClient:
+    return GuardedClient(
+        allow_private=config.feeds.allow_private_addresses, timeout=config.feeds.timeout_seconds
+    )
+
+
+def poll_feeds(
+    store: Store, config: Config, *, urls: Iterable[str] | None = None, now: datetime | None = None
+) -> list[FeedPollResult]:
+    """Poll every feed (or those named): fetch concurrently, then parse and record in order."""
+    wanted = set(urls) if urls is not None else None
+    feeds = [f for f in store.feeds.list() if wanted is None or f.url in wanted]
+    now = now or utcnow()
+    with feed_client(config) as client, ThreadPoolExecutor(config.feeds.concurrency) as pool:
+        fetched = list(pool.map(lambda feed: _fetch(client, feed, config), feeds))
+    return [
+        _record(store, config, feed, outcome, now)
+        for feed, outcome in zip(feeds, fetched, strict=True)
+    ]
+
+
+def _fetch(client: GuardedClient, feed: Feed, config: Config) -> FetchResult | Exception:
+    try:
+        return fetch_feed(
+            client,
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            max_bytes=config.feeds.max_feed_bytes,
+        )
+    except Exception as exc:  # recorded against this feed by _record; never sinks the batch
+        return exc
+
+
+def _record(
+    store: Store, config: Config, feed: Feed, outcome: FetchResult | Exception, now: datetime
+) -> FeedPollResult:
+    try:
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome.not_modified:
+            store.feeds.record_success(
+                feed.id, now, title=None, etag=outcome.etag, modified=outcome.last_modified
+            )
+            return FeedPollResult(feed.url, "not_modified")
+        parsed = parse_feed(outcome.content, outcome.url)
+        for warning in parsed.warnings:
+            log.warning("%s: %s", feed.url, warning)
+        first_poll = feed.last_success_at is None
+        pending, skipped = store.episodes.upsert(
+            feed,
+            [episode_id(feed.url, item.key) for item in parsed.episodes],
+            parsed.episodes,
+            now,
+            lambda item: initial_status(
+                item, first_poll=first_poll, now=now, lookback_hours=config.feeds.lookback_hours
+            ),
+        )
+        store.feeds.record_success(
+            feed.id, now, title=parsed.title, etag=outcome.etag, modified=outcome.last_modified
+        )
+        return FeedPollResult(feed.url, "updated", len(pending), len(skipped))
+    except DigestError as exc:
+        message = str(exc) if feed.url in str(exc) else f"{feed.url}: {exc}"
+    except Exception as exc:  # a bug or a library surprise: still only this feed fails
+        log.exception("unexpected error polling %s", feed.url)
+        message = f"{feed.url}: unexpected {type(exc).__name__}: {exc}"
+    log.info("feed failed: %s", message)
+    store.feeds.record_failure(feed.id, now, message)
+    return FeedPollResult(feed.url, "failed", error=message)

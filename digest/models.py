@@ -1,0 +1,128 @@
+"""Value types passed between stages: small, frozen, JSON-serialisable."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+EpisodeStatus = Literal["pending", "skipped", "failed", "transcribed", "extracted"]
+SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+
+
+@dataclass(frozen=True)
+class TranscriptLink:
+    """A publisher transcript announced by a `podcast:transcript` tag."""
+
+    url: str
+    type: str  # MIME type as the feed states it; sniffed again on download
+    language: str = ""
+    rel: str = ""  # "captions" marks timed captions
+
+
+@dataclass(frozen=True)
+class ParsedEpisode:
+    """One feed item as parsed, before it meets the store."""
+
+    key: str  # identity within the feed: GUID, else enclosure URL, else hash
+    guid: str
+    title: str
+    link: str  # the episode's web page, if the feed gives one
+    summary: str
+    published_at: datetime | None
+    enclosure_url: str
+    enclosure_type: str
+    enclosure_length: int | None
+    duration_seconds: float | None
+    episode_type: str  # itunes:episodeType: full, trailer or bonus
+    transcripts: tuple[TranscriptLink, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    link: str
+    episodes: tuple[ParsedEpisode, ...]
+    warnings: tuple[str, ...] = ()  # recoverable oddities, e.g. duplicate GUIDs
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one conditional fetch returned."""
+
+    url: str  # the URL finally answered, after redirects
+    not_modified: bool
+    content: bytes
+    etag: str | None
+    last_modified: str | None
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    id: int
+    url: str
+    title: str
+    etag: str | None
+    last_modified: str | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class Episode:
+    id: str  # stable: hash of feed URL and the item's identity key
+    feed_id: int
+    feed_url: str
+    show_title: str
+    guid: str
+    title: str
+    link: str
+    summary: str
+    published_at: datetime | None
+    enclosure_url: str
+    enclosure_type: str
+    enclosure_length: int | None
+    duration_seconds: float | None
+    transcript_url: str | None
+    transcript_type: str | None
+    status: EpisodeStatus
+    error: str | None
+    discovered_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    timezone: str | None  # None: the [digest] default
+    send_time: str | None  # HH:MM; None: the [digest] default
+    status: SubscriberStatus
+    unsubscribe_token: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedPollResult:
+    """The outcome of polling one feed; errors are data here, not exceptions."""
+
+    feed_url: str
+    outcome: Literal["updated", "not_modified", "failed"]
+    new_episodes: int = 0
+    skipped_episodes: int = 0
+    error: str | None = None
+
+
+def to_json(value: Any) -> Any:
+    """Turn a value type (or a list of them) into JSON-ready data, datetimes as ISO 8601."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,99 @@
+"""The state store: SQLite by default (WAL), PostgreSQL by URL, schema grown by Alembic.
+
+`Store` owns the engine; one repository per table family hangs off it, so callers
+write `store.feeds.add(url)` and never see SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Engine
+
+from digest.errors import StoreError
+from digest.store.episodes import EpisodeRepo
+from digest.store.feeds import FeedRepo
+from digest.store.subscribers import SubscriberRepo
+
+__all__ = ["Store", "normalise_url"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the driver we ship), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (digest status, the UI) work while a run writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """One database, migrated to the newest schema on open."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = normalise_url(url)
+        self.engine = self._engine(self.url)
+        if migrate:
+            self.migrate()
+        self.feeds = FeedRepo(self.engine)
+        self.episodes = EpisodeRepo(self.engine)
+        self.subscribers = SubscriberRepo(self.engine)
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        try:
+            if url.startswith("sqlite"):
+                database = sa.engine.make_url(url).database
+                if database and database != ":memory:":
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                engine = sa.create_engine(url, connect_args={"timeout": 30})
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+                return engine
+            return sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"cannot use database URL {url!r}: {exc}") from exc
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (a no-op when it is already there)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except sa.exc.OperationalError as exc:
+            raise StoreError(
+                f"cannot open the state database {self.engine.url!r}: {exc.orig}; "
+                "check [storage] database_url and that the server is running"
+            ) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for `digest status`: cheap aggregate queries only."""
+        return {
+            "feeds": self.feeds.health(),
+            "episodes": self.episodes.count_by_status(),
+            "subscribers": self.subscribers.count_by_status(),
+        }

@@ -1,0 +1,77 @@
+"""Shared fixtures: real servers on loopback, real databases, configs in temp dirs."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from digest.config import Config, config_from_dict
+from digest.store import Store
+from tests.support.httpserver import LoopbackServer
+from tests.support.postgres import PostgresServer, find_bin
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture
+def http_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    bindir = find_bin()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL is not installed (apt-get install postgresql); scripts/test.sh installs it"
+        )
+    server = PostgresServer(bindir)
+    yield server
+    server.stop()
+
+
+_db_numbers = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'digest.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"digest_test_{next(_db_numbers)}"
+    engine = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server.url(name)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    with Store(db_url) as s:
+        yield s
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Any:
+    """Config for a test: state in tmp_path, loopback allowed unless the test says otherwise."""
+
+    def make(**sections: dict[str, Any]) -> Config:
+        data: dict[str, Any] = {"storage": {"state_dir": str(tmp_path / "state")}}
+        data["feeds"] = {"allow_private_addresses": True, "timeout_seconds": 5.0}
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return config_from_dict(data, base_dir=tmp_path)
+
+    return make

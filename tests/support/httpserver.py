@@ -1,0 +1,128 @@
+"""A real HTTP server on 127.0.0.1 for tests: scripted routes, ETags, redirects, slow bodies.
+
+It counts every request and keeps its headers, so tests can assert what the client
+really sent (If-None-Match, User-Agent) and that a refused URL was never requested.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/rss+xml"
+    etag: str | None = None  # answer 304 when If-None-Match matches
+    redirect: str | None = None  # answer 301 to this location
+    delay: float = 0.0  # seconds to wait before answering
+    trickle: float = 0.0  # seconds between single bytes of the body
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+
+
+class LoopbackServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._serve(self)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # clients hanging up mid-body is what several tests are about
+
+        self.closed = threading.Event()
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.path == path)
+
+    def seen(self, path: str) -> list[Seen]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def close(self) -> None:
+        self.closed.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests.append(Seen(h.path, {k.lower(): v for k, v in h.headers.items()}))
+        route = self.routes.get(h.path)
+        if route is None:
+            return self._reply(h, 404, b"not found", "text/plain")
+        if route.delay:
+            time.sleep(route.delay)
+        if route.redirect:
+            h.send_response(301)
+            h.send_header("Location", route.redirect)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return None
+        if route.etag and h.headers.get("If-None-Match") == route.etag:
+            h.send_response(304)
+            h.send_header("ETag", route.etag)
+            h.end_headers()
+            return None
+        headers = dict(route.headers)
+        if route.etag:
+            headers["ETag"] = route.etag
+        return self._reply(
+            h, route.status, route.body, route.content_type, headers, route.trickle, self.closed
+        )
+
+    @staticmethod
+    def _reply(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        trickle: float = 0.0,
+        closed: threading.Event | None = None,
+    ) -> None:
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                h.send_header(name, value)
+            h.end_headers()
+            if not trickle:
+                h.wfile.write(body)
+                return
+            for i in range(len(body)):
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+                if closed is not None and closed.wait(trickle):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should on a trickling server

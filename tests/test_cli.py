@@ -1,0 +1,150 @@
+"""The `digest` command line, in process (CliRunner) and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import cli
+from tests.conftest import FIXTURES, fixture_bytes
+from tests.support.httpserver import LoopbackServer, Route
+
+
+@pytest.fixture
+def digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `digest ...` with a config whose state lives in tmp_path."""
+    config = tmp_path / "digest.toml"
+    config.write_text('[storage]\nstate_dir = "state"\n[feeds]\nallow_private_addresses = true\n')
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> Result:
+        result = runner.invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def test_init_sample_then_run_finds_the_three_sample_episodes(digest: Any, tmp_path: Path) -> None:
+    out = digest("init", "--sample").output
+    assert "Added the sample feed" in out
+    assert (tmp_path / "state" / "digest.db").exists()
+    assert digest("init", "--sample").output.count("Added") == 0, "init is idempotent"
+    run = digest("run").output
+    assert "3 new episode(s), 0 failed" in run
+    episodes = json.loads(digest("episodes", "--json").output)
+    assert len(episodes) == 3
+    assert {e["status"] for e in episodes} == {"pending"}
+    assert {"id", "feed_url", "title", "published_at", "status", "error"} <= set(episodes[0])
+    assert "0 new episode(s)" in digest("run").output
+    assert len(json.loads(digest("episodes", "--json").output)) == 3
+
+
+def test_run_without_feeds_says_what_to_do(digest: Any) -> None:
+    result = digest("run", ok=False)
+    assert result.exit_code == 1
+    assert "digest feeds add URL" in result.output
+
+
+def test_feeds_add_list_remove(digest: Any, http_server: LoopbackServer) -> None:
+    http_server.routes["/f.xml"] = Route(fixture_bytes("feeds/atom.xml"))
+    url = http_server.url("/f.xml")
+    digest("feeds", "add", url)
+    assert "already added" in digest("feeds", "add", url, ok=False).output
+    assert "must start with http" in digest("feeds", "add", "ftp://x.example/f", ok=False).output
+    digest("poll")
+    [feed] = json.loads(digest("feeds", "list", "--json").output)
+    assert feed["url"] == url and feed["title"] == "Atomic Audio"
+    assert {"url", "title", "last_polled_at", "last_error", "consecutive_failures"} <= set(feed)
+    assert feed["last_polled_at"] is not None
+    digest("feeds", "remove", url)
+    assert json.loads(digest("feeds", "list", "--json").output) == []
+    assert "no feed" in digest("feeds", "remove", url, ok=False).output
+
+
+def test_broken_feed_shows_in_feeds_list_and_status(
+    digest: Any, http_server: LoopbackServer
+) -> None:
+    http_server.routes["/ok.xml"] = Route(fixture_bytes("feeds/atom.xml"))
+    http_server.routes["/broken.xml"] = Route(status=500, body=b"down")
+    digest("feeds", "add", http_server.url("/ok.xml"))
+    digest("feeds", "add", http_server.url("/broken.xml"))
+    poll = json.loads(digest("poll", "--json").output)
+    assert sorted(r["outcome"] for r in poll) == ["failed", "updated"]
+    feeds = {f["url"]: f for f in json.loads(digest("feeds", "list", "--json").output)}
+    broken = feeds[http_server.url("/broken.xml")]
+    assert broken["consecutive_failures"] == 1 and "HTTP 500" in broken["last_error"]
+    status = digest("status").output
+    assert "1 failing" in status and "HTTP 500" in status
+    as_json = json.loads(digest("status", "--json").output)
+    assert as_json["failing_feeds"][0]["url"] == http_server.url("/broken.xml")
+    # The fixture's items are dated 2026-11-20, older than the 48 h lookback: a new
+    # feed's first poll records them as back catalogue.
+    assert as_json["episodes"] == {"skipped": 2}
+
+
+def test_opml_import_and_export_round_trip(digest: Any) -> None:
+    out = digest("feeds", "import", str(FIXTURES / "subscriptions.opml")).output
+    assert "Imported 2 new feed(s)" in out
+    assert (
+        "Imported 0 new feed(s)"
+        in digest("feeds", "import", str(FIXTURES / "subscriptions.opml")).output
+    )
+    exported = digest("feeds", "export").output
+    assert exported.startswith('<?xml version="1.0"')
+    assert 'xmlUrl="https://gridtalk.example/feed.xml"' in exported
+    assert 'xmlUrl="https://atomic.example/atom"' in exported
+
+
+def test_import_of_a_non_opml_file_is_refused(digest: Any) -> None:
+    result = digest("feeds", "import", str(FIXTURES / "feeds" / "atom.xml"), ok=False)
+    assert result.exit_code == 1 and "is not OPML" in result.output
+
+
+def test_subscribers_are_validated_by_syntax(digest: Any) -> None:
+    bad = digest("subscribers", "add", "bob@@example", ok=False)
+    assert bad.exit_code == 1
+    assert "'bob@@example' is not a valid email address" in bad.output
+    digest("subscribers", "add", "alice@example.org", "--timezone", "Asia/Tokyo")
+    assert (
+        "unknown timezone"
+        in digest("subscribers", "add", "c@example.org", "--timezone", "Nowhere/X", ok=False).output
+    )
+    assert (
+        "HH:MM"
+        in digest("subscribers", "add", "c@example.org", "--send-time", "25:00", ok=False).output
+    )
+    [alice] = json.loads(digest("subscribers", "list", "--json").output)
+    assert (alice["email"], alice["timezone"], alice["status"]) == (
+        "alice@example.org",
+        "Asia/Tokyo",
+        "active",
+    )
+    assert "unsubscribe_token" not in alice, "tokens are secrets; lists do not leak them"
+    digest("subscribers", "remove", "alice@example.org")
+    assert json.loads(digest("subscribers", "list", "--json").output) == []
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[feeds]\npoll_every = 5\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "--config", str(bad), "status"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: {bad}: unknown setting 'poll_every' in [feeds]; known: poll_interval_minutes, "
+        "allow_private_addresses, lookback_hours, timeout_seconds, max_feed_bytes, concurrency"
+    ]

@@ -1,0 +1,140 @@
+"""The guarded HTTP client against a real loopback server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from digest import net
+from digest.errors import BlockedURL, FetchError
+from digest.net import GuardedClient, check_public_host, check_scheme, read_capped
+from tests.support.httpserver import LoopbackServer, Route
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/feed.xml",
+        "javascript:alert(1)",
+        "gopher://x/",
+        "http:///nohost",
+    ],
+)
+def test_only_http_and_https_are_fetched(url: str) -> None:
+    with pytest.raises(BlockedURL, match="only http:// and https://"):
+        check_scheme(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/feed",
+        "http://localhost:8080/feed",
+        "http://10.1.2.3/feed",
+        "http://192.168.0.10/feed",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/feed",
+        "http://[::ffff:127.0.0.1]/feed",
+        "http://100.64.0.1/feed",
+    ],
+)
+def test_private_loopback_and_link_local_targets_are_refused(url: str) -> None:
+    with pytest.raises(BlockedURL, match="allow_private_addresses"):
+        check_public_host(url)
+
+
+def test_a_refused_url_is_never_requested(http_server: LoopbackServer) -> None:
+    http_server.routes["/feed"] = Route(b"<rss/>")
+    with GuardedClient(allow_private=False, timeout=5) as client, pytest.raises(BlockedURL):  # noqa: SIM117
+        with client.stream(http_server.url("/feed")):
+            pass
+    assert http_server.count("/feed") == 0
+
+
+def test_redirects_are_followed_and_sent_with_our_user_agent(http_server: LoopbackServer) -> None:
+    http_server.routes["/a"] = Route(redirect="/b")
+    http_server.routes["/b"] = Route(redirect=http_server.url("/c"))
+    http_server.routes["/c"] = Route(b"done")
+    with (
+        GuardedClient(allow_private=True, timeout=5) as client,
+        client.stream(http_server.url("/a")) as r,
+    ):
+        assert r.read() == b"done"
+        assert str(r.url) == http_server.url("/c")
+    assert http_server.seen("/c")[0].headers["user-agent"].startswith("podcast-digest/")
+
+
+def test_every_redirect_hop_is_checked(
+    http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Treat this server's 127.0.0.1 as "public" so that the first hop passes, and
+    # 127.0.0.2 as the private target an attacker's redirect points at.
+    monkeypatch.setattr(net, "_is_public", lambda address: address == "127.0.0.1")
+    http_server.routes["/feed"] = Route(redirect=f"http://127.0.0.2:{http_server.port}/internal")
+    with (
+        GuardedClient(allow_private=False, timeout=5) as client,
+        pytest.raises(BlockedURL, match=r"127\.0\.0\.2"),
+        client.stream(http_server.url("/feed")),
+    ):
+        pass
+    assert http_server.count("/feed") == 1
+    assert http_server.count("/internal") == 0
+
+
+def test_redirect_to_a_file_url_is_refused(http_server: LoopbackServer) -> None:
+    http_server.routes["/feed"] = Route(redirect="file:///etc/passwd")
+    with GuardedClient(allow_private=True, timeout=5) as client, pytest.raises(BlockedURL):  # noqa: SIM117
+        with client.stream(http_server.url("/feed")):
+            pass
+
+
+def test_redirect_loops_and_chains_end_with_an_error(http_server: LoopbackServer) -> None:
+    http_server.routes["/loop1"] = Route(redirect="/loop2")
+    http_server.routes["/loop2"] = Route(redirect="/loop1")
+    for i in range(12):
+        http_server.routes[f"/hop{i}"] = Route(redirect=f"/hop{i + 1}")
+    with GuardedClient(allow_private=True, timeout=5, max_redirects=10) as client:
+        with (
+            pytest.raises(FetchError, match="redirect loop"),
+            client.stream(http_server.url("/loop1")),
+        ):
+            pass
+        with (
+            pytest.raises(FetchError, match="more than 10 redirects"),
+            client.stream(http_server.url("/hop0")),
+        ):
+            pass
+
+
+def test_size_cap_stops_reading(http_server: LoopbackServer) -> None:
+    http_server.routes["/big"] = Route(b"x" * 100_000)
+    with (
+        GuardedClient(allow_private=True, timeout=5) as client,
+        client.stream(http_server.url("/big")) as r,
+        pytest.raises(FetchError, match="1,000-byte limit"),
+    ):
+        read_capped(r, max_bytes=1000, deadline=time.monotonic() + 5, url="u")
+
+
+def test_a_trickling_server_cannot_outlast_the_deadline(http_server: LoopbackServer) -> None:
+    http_server.routes["/slow"] = Route(b"y" * 1000, trickle=0.05)  # 50 s if read to the end
+    started = time.monotonic()
+    with (
+        GuardedClient(allow_private=True, timeout=5) as client,
+        client.stream(http_server.url("/slow")) as r,
+        pytest.raises(FetchError, match="deadline"),
+    ):
+        read_capped(r, max_bytes=10_000, deadline=time.monotonic() + 1, url="u")
+    assert time.monotonic() - started < 5
+
+
+def test_a_server_that_never_answers_times_out(http_server: LoopbackServer) -> None:
+    http_server.routes["/hang"] = Route(b"late", delay=3)
+    with (
+        GuardedClient(allow_private=True, timeout=0.5) as client,
+        pytest.raises(FetchError, match="timed out"),
+        client.stream(http_server.url("/hang")),
+    ):
+        pass
