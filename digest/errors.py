@@ -35,5 +35,17 @@ class BlockedURL(FetchError):
     """A URL was refused before any request: bad scheme or a private address."""
 
 
+class TooLarge(FetchError):
+    """A body passed its size limit; trying again cannot help."""
+
+
 class FeedParseError(DigestError):
     """What was fetched is not a usable RSS or Atom feed."""
+
+
+class TranscriptError(DigestError):
+    """A transcript could not be obtained: unusable publisher file, engine failure, timeout."""
+
+
+class MediaError(DigestError):
+    """An enclosure is not usable audio: HTML, random bytes, empty, too long."""

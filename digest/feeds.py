@@ -15,9 +15,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import formatdate
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import defusedxml.ElementTree as SafeET
@@ -25,7 +24,7 @@ import feedparser
 
 from digest.errors import FeedParseError, FetchError
 from digest.models import EpisodeStatus, FetchResult, ParsedEpisode, ParsedFeed, TranscriptLink
-from digest.net import GuardedClient, raise_for_status, read_capped
+from digest.net import GuardedClient, is_local, local_path, raise_for_status, read_capped
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ACCEPT = (
@@ -210,15 +209,6 @@ def _episode(entry: Any, base_url: str, transcripts: list[TranscriptLink]) -> Pa
             )
         ),
     )
-
-
-def is_local(url: str) -> bool:
-    """Operators may add a feed file on disk (file:// URL); only they, never a feed, can."""
-    return urlsplit(url).scheme == "file"
-
-
-def local_path(url: str) -> Path:
-    return Path(unquote(urlsplit(url).path))
 
 
 def fetch_feed(

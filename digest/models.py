@@ -93,6 +93,46 @@ class Episode:
     status: EpisodeStatus
     error: str | None
     discovered_at: datetime
+    attempts: int = 0  # failed processing attempts so far
+    transcript_source: str | None = None  # publisher | whisper, once transcribed
+    transcript_engine: str | None = None  # e.g. faster-whisper, publisher:vtt
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the episode
+    end: float
+    text: str
+    speaker: str = ""  # from publisher transcripts that name voices
+
+
+TranscriptSource = Literal["publisher", "whisper"]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    language: str
+    segments: tuple[Segment, ...]
+    source: TranscriptSource
+    engine: str  # faster-whisper, openai-whisper, openai, or publisher:<format>
+    model: str  # model name or path; the publisher format for publisher transcripts
+    timed: bool = True  # False: times were estimated from word positions
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @property
+    def duration(self) -> float:
+        return max((s.end for s in self.segments), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        segments = tuple(Segment(**s) for s in data["segments"])
+        return cls(**{**data, "segments": segments})
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,28 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from urllib.parse import urljoin, urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
 from digest import __version__
-from digest.errors import BlockedURL, FetchError
+from digest.errors import BlockedURL, FetchError, TooLarge
 
 USER_AGENT = (
     f"podcast-digest/{__version__} (feed reader; +https://pypi.org/project/podcast-digest/)"
 )
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+
+def is_local(url: str) -> bool:
+    """Operators may add a feed file on disk (file:// URL); only they, never a feed, can."""
+    return urlsplit(url).scheme == "file"
+
+
+def local_path(url: str) -> Path:
+    return Path(unquote(urlsplit(url).path))
 
 
 def check_scheme(url: str) -> None:
@@ -134,26 +144,34 @@ class GuardedClient:
         raise FetchError(f"{url}: more than {self.max_redirects} redirects")
 
 
-def read_capped(response: httpx.Response, *, max_bytes: int, deadline: float, url: str) -> bytes:
-    """Read a body, failing once it passes `max_bytes` or the monotonic `deadline`."""
+def iter_capped(
+    response: httpx.Response, *, max_bytes: int, deadline: float, url: str, already: int = 0
+) -> Iterator[bytes]:
+    """Yield the body as it arrives (a dropped connection loses nothing already yielded),
+    failing once it passes `max_bytes` (counting `already` held bytes) or the deadline."""
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"{url}: {int(declared):,} bytes is over the {max_bytes:,}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
+    if declared.isdigit() and already + int(declared) > max_bytes:
+        raise TooLarge(
+            f"{url}: {already + int(declared):,} bytes is over the {max_bytes:,}-byte limit"
+        )
+    size = already
     try:
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > max_bytes:
-                raise FetchError(f"{url}: more than the {max_bytes:,}-byte limit")
+                raise TooLarge(f"{url}: more than the {max_bytes:,}-byte limit")
             if time.monotonic() > deadline:
-                raise FetchError(f"{url}: still sending after the deadline; gave up")
-            chunks.append(chunk)
+                raise FetchError(f"{url}: still sending at the deadline; gave up")
+            yield chunk
     except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out while reading the body") from exc
+        raise FetchError(f"{url}: timed out after {size:,} bytes") from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: connection failed while reading: {exc}") from exc
-    return b"".join(chunks)
+        raise FetchError(f"{url}: connection lost after {size:,} bytes ({exc})") from exc
+
+
+def read_capped(response: httpx.Response, *, max_bytes: int, deadline: float, url: str) -> bytes:
+    """The whole body, within `max_bytes` and the deadline."""
+    return b"".join(iter_capped(response, max_bytes=max_bytes, deadline=deadline, url=url))
 
 
 def raise_for_status(response: httpx.Response, url: str) -> None:

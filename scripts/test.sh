@@ -19,7 +19,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-bash scripts/venv.sh dev
+bash scripts/venv.sh dev,openai-whisper
 echo "== ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -12,8 +12,10 @@ import sqlalchemy as sa
 
 from digest.config import Config, config_from_dict
 from digest.store import Store
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.httpserver import LoopbackServer
 from tests.support.postgres import PostgresServer, find_bin
+from tests.support.speech import have_tools, speak
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -75,3 +77,23 @@ def make_config(tmp_path: Path) -> Any:
         return config_from_dict(data, base_dir=tmp_path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Spoken test clips made once per session: name -> (mp3 path, the text spoken)."""
+    if not have_tools():
+        pytest.skip("espeak-ng and ffmpeg are needed (scripts/test.sh installs them)")
+    folder = tmp_path_factory.mktemp("speech")
+    clips = {}
+    for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
+        text = text_file.read_text().strip()
+        clips[text_file.stem] = (speak(text, folder / f"{text_file.stem}.mp3"), text)
+    return clips
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    yield server
+    server.close()

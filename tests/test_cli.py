@@ -33,18 +33,18 @@ def digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return run
 
 
-def test_init_sample_then_run_finds_the_three_sample_episodes(digest: Any, tmp_path: Path) -> None:
+def test_init_sample_then_poll_finds_the_three_sample_episodes(digest: Any, tmp_path: Path) -> None:
     out = digest("init", "--sample").output
     assert "Added the sample feed" in out
     assert (tmp_path / "state" / "digest.db").exists()
     assert digest("init", "--sample").output.count("Added") == 0, "init is idempotent"
-    run = digest("run").output
-    assert "3 new episode(s), 0 failed" in run
+    poll = digest("poll").output
+    assert "3 new episode(s), 0 failed" in poll
     episodes = json.loads(digest("episodes", "--json").output)
     assert len(episodes) == 3
     assert {e["status"] for e in episodes} == {"pending"}
     assert {"id", "feed_url", "title", "published_at", "status", "error"} <= set(episodes[0])
-    assert "0 new episode(s)" in digest("run").output
+    assert "0 new episode(s)" in digest("poll").output
     assert len(json.loads(digest("episodes", "--json").output)) == 3
 
 
@@ -148,3 +148,36 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         f"Error: {bad}: unknown setting 'poll_every' in [feeds]; known: poll_interval_minutes, "
         "allow_private_addresses, lookback_hours, timeout_seconds, max_feed_bytes, concurrency"
     ]
+
+
+def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_path: Path) -> None:
+    digest("init", "--sample")
+    out = digest("run").output
+    assert "3 transcribed (0 from the publisher" in out and "0 failed" in out
+    episodes = json.loads(digest("episodes", "--json").output)
+    assert {(e["status"], e["transcript_source"], e["transcript_engine"]) for e in episodes} == {
+        ("transcribed", "whisper", "faster-whisper")
+    }
+    pipeline = next(e for e in episodes if e["title"] == "Training is a data pipeline")
+    text = digest("transcript", pipeline["id"][:8]).output  # a unique prefix is enough
+    assert text.startswith("[00:00:0")
+    assert "pipeline" in text.lower()
+    vtt = digest("transcript", pipeline["id"], "--format", "vtt").output
+    assert vtt.startswith("WEBVTT") and " --> " in vtt
+    data = json.loads(digest("transcript", pipeline["id"], "--format", "json").output)
+    assert data["engine"] == "faster-whisper" and data["segments"][0]["start"] >= 0
+    assert (tmp_path / "state" / "transcripts" / f"{pipeline['id']}.json").exists()
+    assert not list((tmp_path / "state" / "media").iterdir())
+    again = digest("run").output
+    assert "0 new episode(s)" in again and "Processed 0 episode(s)" in again
+
+
+def test_transcript_of_an_untranscribed_episode_says_what_to_do(
+    digest: Any, http_server: LoopbackServer
+) -> None:
+    digest("init", "--sample")
+    digest("poll")
+    episode = json.loads(digest("episodes", "--json").output)[0]
+    result = digest("transcript", episode["id"], ok=False)
+    assert f"digest process --episode {episode['id']}" in result.output
+    assert "no episode" in digest("transcript", "ffffffffffff", ok=False).output

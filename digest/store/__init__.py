@@ -18,8 +18,9 @@ from digest.errors import StoreError
 from digest.store.episodes import EpisodeRepo
 from digest.store.feeds import FeedRepo
 from digest.store.subscribers import SubscriberRepo
+from digest.store.transcripts import StoredTranscript, TranscriptRepo
 
-__all__ = ["Store", "normalise_url"]
+__all__ = ["Store", "StoredTranscript", "normalise_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,6 +53,7 @@ class Store:
         self.feeds = FeedRepo(self.engine)
         self.episodes = EpisodeRepo(self.engine)
         self.subscribers = SubscriberRepo(self.engine)
+        self.transcripts = TranscriptRepo(self.engine)
 
     @staticmethod
     def _engine(url: str) -> Engine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -11,13 +12,21 @@ from sqlalchemy.engine import Engine
 
 from digest.errors import NotFound
 from digest.models import Episode, EpisodeStatus, Feed, ParsedEpisode
-from digest.store.schema import episodes, feeds
+from digest.store.schema import episodes, feeds, transcripts
 
 StatusFor = Callable[[ParsedEpisode], tuple[EpisodeStatus, str | None]]
 
-_SELECT = sa.select(
-    episodes, feeds.c.url.label("feed_url"), feeds.c.title.label("show_title")
-).join(feeds, feeds.c.id == episodes.c.feed_id)
+_SELECT = (
+    sa.select(
+        episodes,
+        feeds.c.url.label("feed_url"),
+        feeds.c.title.label("show_title"),
+        transcripts.c.source.label("transcript_source"),
+        transcripts.c.engine.label("transcript_engine"),
+    )
+    .join(feeds, feeds.c.id == episodes.c.feed_id)
+    .outerjoin(transcripts, transcripts.c.episode_id == episodes.c.id)
+)
 
 
 def _episode(row: Any) -> Episode:
@@ -40,6 +49,9 @@ def _episode(row: Any) -> Episode:
         status=row.status,
         error=row.error,
         discovered_at=row.discovered_at,
+        attempts=row.attempts,
+        transcript_source=row.transcript_source,
+        transcript_engine=row.transcript_engine,
     )
 
 
@@ -112,11 +124,17 @@ class EpisodeRepo:
         return pending, skipped
 
     def get(self, episode_id: str) -> Episode:
+        """By id, or by a unique prefix of at least 4 characters (as tables shorten them)."""
         with self.engine.connect() as conn:
-            row = conn.execute(_SELECT.where(episodes.c.id == episode_id)).first()
-        if row is None:
+            rows = conn.execute(_SELECT.where(episodes.c.id == episode_id)).all()
+            if not rows and len(episode_id) >= 4 and episode_id.isalnum():
+                prefix = _SELECT.where(episodes.c.id.startswith(episode_id)).limit(2)
+                rows = conn.execute(prefix).all()
+        if len(rows) > 1:
+            raise NotFound(f"episode id {episode_id!r} is ambiguous; give more characters")
+        if not rows:
             raise NotFound(f"no episode {episode_id}; see `digest episodes`")
-        return _episode(row)
+        return _episode(rows[0])
 
     def list(
         self, *, status: str | None = None, feed_id: int | None = None, limit: int | None = None
@@ -142,6 +160,28 @@ class EpisodeRepo:
                 .where(episodes.c.id == episode_id)
                 .values(status=status, error=error, updated_at=now)
             )
+
+    def record_failure(self, episode_id: str, now: datetime, error: str) -> None:
+        """Mark failed with the reason; `attempts` decides whether a later run retries."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                episodes.update()
+                .where(episodes.c.id == episode_id)
+                .values(
+                    status="failed", error=error, attempts=episodes.c.attempts + 1, updated_at=now
+                )
+            )
+
+    def processable(self, *, max_attempts: int, limit: int | None = None) -> builtins.list[Episode]:
+        """Pending episodes, and failed ones with attempts left, oldest first."""
+        retry = sa.and_(episodes.c.status == "failed", episodes.c.attempts < max_attempts)
+        query = _SELECT.where(sa.or_(episodes.c.status == "pending", retry)).order_by(
+            episodes.c.published_at.asc().nulls_last(), episodes.c.discovered_at.asc()
+        )
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_episode(r) for r in conn.execute(query)]
 
     def count_by_status(self) -> dict[str, int]:
         query = sa.select(episodes.c.status, sa.func.count()).group_by(episodes.c.status)

@@ -74,6 +74,7 @@ episodes = sa.Table(
     sa.Column("transcript_type", sa.Text),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("discovered_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("feed_id", "item_key"),
@@ -90,4 +91,27 @@ subscribers = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("unsubscribe_token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+transcripts = sa.Table(
+    "transcripts",
+    metadata,
+    sa.Column(
+        "episode_id",
+        sa.String(32),
+        sa.ForeignKey("episodes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("source", sa.String(16), nullable=False),  # publisher | whisper
+    sa.Column("engine", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("options_key", sa.String(32)),  # hash of decoding options (whisper only)
+    sa.Column("audio_sha256", sa.String(64)),  # what was transcribed (whisper only)
+    sa.Column("text_sha256", sa.String(64), nullable=False),  # what extraction will read
+    sa.Column("language", sa.Text, nullable=False, server_default=""),
+    sa.Column("timed", sa.Boolean, nullable=False),
+    sa.Column("duration_seconds", sa.Float, nullable=False),
+    sa.Column("segments", sa.Text, nullable=False),  # JSON list of {start, end, text, speaker}
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "audio_sha256", "options_key"),
 )

@@ -22,6 +22,8 @@ class Route:
     delay: float = 0.0  # seconds to wait before answering
     trickle: float = 0.0  # seconds between single bytes of the body
     headers: dict[str, str] = field(default_factory=dict)
+    ranges: bool = False  # honour `Range: bytes=N-` with 206 Partial Content
+    truncate_once: int | None = None  # first full GET: send this many bytes, then hang up
 
 
 @dataclass
@@ -54,7 +56,9 @@ class LoopbackServer:
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -95,6 +99,22 @@ class LoopbackServer:
         headers = dict(route.headers)
         if route.etag:
             headers["ETag"] = route.etag
+        wanted = h.headers.get("Range", "")
+        if route.ranges and wanted.startswith("bytes="):
+            start = int(wanted[6:].split("-")[0])
+            headers["Content-Range"] = f"bytes {start}-{len(route.body) - 1}/{len(route.body)}"
+            return self._reply(h, 206, route.body[start:], route.content_type, headers)
+        if route.truncate_once is not None:
+            cut, route.truncate_once = route.truncate_once, None
+            h.send_response(200)
+            h.send_header("Content-Type", route.content_type)
+            h.send_header("Content-Length", str(len(route.body)))
+            h.send_header("Accept-Ranges", "bytes")
+            h.end_headers()
+            h.wfile.write(route.body[:cut])
+            h.wfile.flush()
+            h.close_connection = True
+            return None
         return self._reply(
             h, route.status, route.body, route.content_type, headers, route.trickle, self.closed
         )

@@ -1,29 +1,21 @@
-"""Use cases that join a stage to the store: what the CLI commands and Prefect tasks call.
-
-Stages (`feeds`, later `media`, `transcribe`, ...) stay free of persistence; this
-module is where their results are recorded, and where one item's failure is turned
-into data so the batch goes on.
-"""
+"""Polling: fetch feeds concurrently, then parse and record them one by one."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
 from digest.config import Config
 from digest.errors import DigestError
 from digest.feeds import episode_id, fetch_feed, initial_status, parse_feed
+from digest.jobs.clock import utcnow
 from digest.models import Feed, FeedPollResult, FetchResult
 from digest.net import GuardedClient
 from digest.store import Store
 
 log = logging.getLogger("digest.feeds")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def feed_client(config: Config) -> GuardedClient:

@@ -1,0 +1,11 @@
+"""Use cases that join a stage to the store: what the CLI commands and Prefect tasks call.
+
+Stages (`feeds`, `media`, `transcribe`, ...) stay free of persistence; these modules
+record their results and turn one item's failure into data, so the batch goes on.
+"""
+
+from digest.jobs.clock import utcnow
+from digest.jobs.poll import feed_client, poll_feeds
+from digest.jobs.process import Processor, ProcessResult
+
+__all__ = ["ProcessResult", "Processor", "feed_client", "poll_feeds", "utcnow"]

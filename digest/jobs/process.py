@@ -1,0 +1,196 @@
+"""Processing: episode to transcript, trying the cheapest source first.
+
+1. A stored transcript (nothing is transcribed twice unless `force`).
+2. The publisher's own transcript: the audio is never downloaded.
+3. Whisper on the downloaded audio, unless the same audio was already transcribed
+   with the same options (reposts and re-uploads are common).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from digest.captions import parse_transcript
+from digest.config import Config
+from digest.errors import DigestError, FetchError, TranscriptError
+from digest.jobs.clock import utcnow
+from digest.media import check_audio, download, media_path, sha256_file
+from digest.models import Episode, Transcript
+from digest.net import GuardedClient, raise_for_status, read_capped
+from digest.store import Store, StoredTranscript
+from digest.transcribe import WhisperOptions, resolve_options
+from digest.whisper_worker import Transcriber
+
+log = logging.getLogger("digest.process")
+MAX_TRANSCRIPT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    episode_id: str
+    title: str
+    outcome: Literal["transcribed", "cached", "failed"]
+    source: str | None = None  # publisher | whisper
+    engine: str | None = None
+    audio_seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Hooks:
+    """Progress callbacks for a UI: bytes downloaded, then seconds transcribed."""
+
+    downloaded: Callable[[int, int | None], None] | None = None
+    transcribing: Callable[[float, float], None] | None = None  # (done, total) seconds
+
+
+class Processor:
+    """Processes episodes one by one with one HTTP client and one warm Whisper worker."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.options: WhisperOptions = resolve_options(config)  # config errors fail fast
+        t = config.transcription
+        self.client = GuardedClient(
+            allow_private=config.feeds.allow_private_addresses,
+            timeout=min(float(t.download_timeout_seconds), 300.0),
+        )
+        self.transcriber = Transcriber()
+        self.media_dir = config.state_dir / "media"
+        self.transcript_dir = config.state_dir / "transcripts"
+
+    def close(self) -> None:
+        self.client.close()
+        self.transcriber.close()
+
+    def __enter__(self) -> Processor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def process(
+        self, episode: Episode, *, force: bool = False, hooks: Hooks | None = None
+    ) -> ProcessResult:
+        """Transcribe one episode; any failure is recorded on it and returned, not raised."""
+        hooks = hooks or Hooks()
+        try:
+            existing = None if force else self.store.transcripts.get(episode.id)
+            if existing is not None:
+                self._mark_transcribed(episode)
+                return self._result(episode, existing.transcript, "cached")
+            stored = self._from_publisher(episode) or self._from_audio(episode, force, hooks)
+            self._write_json(stored)
+            self._mark_transcribed(episode)
+            return self._result(episode, stored.transcript, "transcribed")
+        except DigestError as exc:
+            message = f"{episode.title!r}: {exc}"
+        except Exception as exc:  # a library surprise still fails only this episode
+            log.exception("unexpected error processing %s", episode.id)
+            message = f"{episode.title!r}: unexpected {type(exc).__name__}: {exc}"
+        self.store.episodes.record_failure(episode.id, utcnow(), message)
+        return ProcessResult(episode.id, episode.title, "failed", error=message)
+
+    def _result(
+        self, episode: Episode, transcript: Transcript, outcome: Literal["transcribed", "cached"]
+    ) -> ProcessResult:
+        return ProcessResult(
+            episode.id,
+            episode.title,
+            outcome,
+            transcript.source,
+            transcript.engine,
+            transcript.duration,
+        )
+
+    def _mark_transcribed(self, episode: Episode) -> None:
+        if episode.status in ("pending", "failed", "skipped"):
+            self.store.episodes.set_status(episode.id, "transcribed", utcnow())
+
+    def _from_publisher(self, episode: Episode) -> StoredTranscript | None:
+        if not episode.transcript_url:
+            return None
+        url = episode.transcript_url
+        try:
+            with self.client.stream(url) as response:
+                raise_for_status(response, url)
+                body = read_capped(
+                    response,
+                    max_bytes=MAX_TRANSCRIPT_BYTES,
+                    deadline=time.monotonic() + 120,
+                    url=url,
+                )
+                kind = response.headers.get("content-type", episode.transcript_type or "")
+            transcript = parse_transcript(
+                body, declared_type=kind, url=url, duration=episode.duration_seconds
+            )
+        except (FetchError, TranscriptError) as exc:
+            if not episode.enclosure_url:
+                raise
+            log.warning(
+                "%s: publisher transcript unusable, transcribing the audio: %s", episode.title, exc
+            )
+            return None
+        return self.store.transcripts.save(episode.id, transcript, utcnow())
+
+    def _from_audio(self, episode: Episode, force: bool, hooks: Hooks) -> StoredTranscript:
+        if not episode.enclosure_url:
+            raise TranscriptError("no audio enclosure and no usable publisher transcript")
+        t = self.config.transcription
+        target = media_path(self.media_dir, episode.id, episode.enclosure_url)
+        try:
+            download(
+                self.client,
+                episode.enclosure_url,
+                target,
+                max_bytes=t.max_audio_bytes,
+                timeout=float(t.download_timeout_seconds),
+                feed_url=episode.feed_url,
+                progress=hooks.downloaded,
+            )
+            duration = check_audio(
+                target, label=episode.enclosure_url, max_seconds=t.max_duration_hours * 3600
+            )
+            audio_hash = sha256_file(target)
+            key = self.options.cache_key()
+            reused = None if force else self.store.transcripts.find_by_audio(audio_hash, key)
+            if reused is not None:
+                transcript = reused.transcript
+            else:
+                on_progress = hooks.transcribing
+
+                def report(done: float) -> None:
+                    if on_progress is not None:
+                        on_progress(done, duration)
+
+                transcript = self.transcriber.transcribe(
+                    target, self.options, timeout=float(t.timeout_seconds), progress=report
+                )
+            if not transcript.segments:
+                raise TranscriptError("Whisper heard no speech in the audio")
+            return self.store.transcripts.save(
+                episode.id, transcript, utcnow(), options_key=key, audio_sha256=audio_hash
+            )
+        finally:
+            if not t.keep_audio:
+                target.unlink(missing_ok=True)
+
+    def _write_json(self, stored: StoredTranscript) -> None:
+        """A readable copy beside the database: `state/transcripts/<episode id>.json`."""
+        self.transcript_dir.mkdir(parents=True, exist_ok=True)
+        path = self.transcript_dir / f"{stored.episode_id}.json"
+        data = {
+            **stored.transcript.to_dict(),
+            "episode_id": stored.episode_id,
+            "text_sha256": stored.text_sha256,
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)

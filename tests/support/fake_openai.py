@@ -1,0 +1,151 @@
+"""An OpenAI-compatible HTTP server on 127.0.0.1 that speaks the real wire format.
+
+The official `openai` client talks to it through `base_url`. Tests script its
+misbehaviour (429 with Retry-After, 500, slow answers, malformed JSON) by queueing
+`Reply` objects; when the queue is empty a handler computes a normal answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | dict[str, Any] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Call:
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any] | None  # chat requests
+    form: dict[str, Any]  # multipart fields (files as bytes)
+
+
+Handler = Callable[[Call], Reply]
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def transcription_handler(call: Call) -> Reply:
+    """verbose_json with a segment every 5 s of the uploaded window: offsets are checkable."""
+    seconds = wav_seconds(call.form["file"])
+    starts = [float(t) for t in range(0, int(seconds) + 1, 5) if t < seconds]
+    segments = [
+        {
+            "id": i,
+            "start": s,
+            "end": min(s + 5, seconds),
+            "text": f" words at {s:g} of {seconds:.1f}",
+        }
+        for i, s in enumerate(starts)
+    ]
+    if call.form.get("response_format") == "json":
+        return Reply(body={"text": " ".join(s["text"] for s in segments)})
+    return Reply(
+        body={
+            "task": "transcribe",
+            "language": "english",
+            "duration": seconds,
+            "text": "".join(s["text"] for s in segments),
+            "segments": segments,
+        }
+    )
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.queue: list[Reply] = []
+        self.calls: list[Call] = []
+        self.handlers: dict[str, Handler] = {"/v1/audio/transcriptions": transcription_handler}
+        self._lock = threading.Lock()
+        server = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                server._handle(self)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass
+
+        self.httpd = Server(("127.0.0.1", 0), RequestHandler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def calls_to(self, path: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path == path]
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length", "0"))
+        raw = h.rfile.read(length)
+        kind = h.headers.get("Content-Type", "")
+        call = Call(h.path, {k.lower(): v for k, v in h.headers.items()}, None, {})
+        if kind.startswith("application/json"):
+            call.json = json.loads(raw)
+        elif kind.startswith("multipart/form-data"):
+            call.form = _multipart(kind, raw)
+        with self._lock:
+            self.calls.append(call)
+            reply = self.queue.pop(0) if self.queue else None
+        if reply is None:
+            handler = self.handlers.get(h.path)
+            reply = (
+                handler(call) if handler else Reply(404, {"error": {"message": "no such route"}})
+            )
+        if reply.delay:
+            time.sleep(reply.delay)
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        try:
+            h.send_response(reply.status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            for name, value in reply.headers.items():
+                h.send_header(name, value)
+            h.end_headers()
+            h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out first, as the test intended
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    message = BytesParser(policy=email_policy).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        fields[str(name)] = payload if part.get_filename() else payload.decode()
+    return fields

@@ -1,0 +1,42 @@
+"""Real speech for tests: espeak-ng speaks a text, ffmpeg encodes it as a podcast MP3."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def have_tools() -> bool:
+    return bool(shutil.which("espeak-ng") and shutil.which("ffmpeg"))
+
+
+def speak(text: str, out: Path, *, voice: str = "en-us", words_per_minute: int = 165) -> Path:
+    """Write `out` (.mp3, 44.1 kHz stereo 64 kbit/s, as a podcast host serves) from `text`."""
+    wav = out.with_suffix(".wav")
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(wav),
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-b:a",
+            "64k",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wav.unlink()
+    return out
