@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from contextlib import closing
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from digest import jobs
+from digest import jobs, render
 from digest.captions import render_text, render_vtt
 from digest.config import Config, load_config
 from digest.convert import convert_ct2
 from digest.errors import DigestError, InvalidInput, NotFound
-from digest.jobs import Processor, ProcessResult
+from digest.jobs import Extractor, ExtractResult, Processor, ProcessResult
 from digest.models import to_json
 from digest.opml import parse_opml, render_opml
 from digest.progress import ProcessProgress
@@ -293,8 +294,68 @@ def print_episodes(rows: list[Any]) -> None:
 @click.option("--force", is_flag=True, help="Transcribe again even if a transcript exists.")
 @click.pass_obj
 def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
-    """Download and transcribe pending episodes (publisher transcripts first)."""
+    """Transcribe pending episodes (publisher transcripts first), then extract insights."""
     print_process(run_process(app, episode_ids, limit, force))
+    print_extract(run_extract(app, episode_ids))
+
+
+def run_extract(
+    app: App, episode_ids: tuple[str, ...] = (), force: bool = False
+) -> list[ExtractResult]:
+    extractor = Extractor(app.store, app.config)
+    todo = [app.store.episodes.get(i) for i in episode_ids] if episode_ids else extractor.pending()
+    return [extractor.extract(e, force=force) for e in todo]
+
+
+def print_extract(results: list[ExtractResult]) -> None:
+    for r in results:
+        if r.outcome == "failed":
+            console.print(f"[red]✗[/] {r.error}")
+        for text, reason in r.dropped:
+            console.print(f"  [yellow]dropped[/] from {r.title!r}: {reason}: {text[:70]}…")
+    found = sum(len(r.insights) for r in results)
+    dropped = sum(len(r.dropped) for r in results)
+    calls = sum(r.calls for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    console.print(
+        f"Extracted {found} insight(s) from {len(results)} episode(s) ({dropped} dropped by the "
+        f"grounding check, {calls} LLM call(s), {failed} failed)."
+    )
+
+
+@cli.command()
+@click.option("--episode", "episode_ids", multiple=True, metavar="ID", help="Only this episode.")
+@click.option("--force", is_flag=True, help="Extract again even if nothing changed.")
+@click.pass_obj
+def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
+    """Pull grounded insights out of transcripts (cached by transcript, prompt and model)."""
+    print_extract(run_extract(app, episode_ids, force))
+
+
+@cli.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Digest date (default: today, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text")
+@click.pass_obj
+def preview(app: App, day: str | None, fmt: str) -> None:
+    """Show what the digest sent, or would send, for a date."""
+    day = check_date(day) if day else jobs.utcnow().date().isoformat()
+    items = jobs.digest_items(app.store, app.config, day)
+    if fmt == "json":
+        return emit_json(render.to_json(day, items))
+    if not items:
+        console.print(f"No insights for {day} yet: run `digest run` (or `digest process`).")
+        return None
+    click.echo(
+        render.render_html(day, items) if fmt == "html" else render.render_text(day, items),
+        nl=False,
+    )
+
+
+def check_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise InvalidInput(f"--date {value!r} must be YYYY-MM-DD") from exc
 
 
 def run_process(
@@ -357,6 +418,15 @@ def status(app: App, as_json: bool) -> None:
     """Health at a glance: feeds failing, episodes by stage, subscribers."""
     summary = app.store.summary()
     failing = [f for f in app.store.feeds.list() if f.consecutive_failures]
+    summary["llm_usage"] = [
+        {
+            **u,
+            "cost_usd": jobs.cost_usd(
+                app.config, u["model"], u["prompt_tokens"], u["completion_tokens"]
+            ),
+        }
+        for u in app.store.insights.usage_by_day(jobs.utcnow() - timedelta(days=7))
+    ]
     summary["failing_feeds"] = [
         {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
         for f in failing
@@ -373,18 +443,25 @@ def status(app: App, as_json: bool) -> None:
     console.print(f"Episodes: {episodes_line}")
     subs_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["subscribers"].items())) or "none"
     console.print(f"Subscribers: {subs_line}")
+    for day in summary["llm_usage"]:
+        cost = "unknown cost" if day["cost_usd"] is None else f"~${day['cost_usd']:.4f}"
+        console.print(
+            f"LLM {day['day']} {day['model']}: {day['calls']} call(s), "
+            f"{day['prompt_tokens']:,} in / {day['completion_tokens']:,} out tokens, {cost}"
+        )
 
 
 @cli.command()
 @click.pass_obj
 def run(app: App) -> None:
-    """The main job: poll, then transcribe what is new (safe to run every few minutes)."""
+    """The main job: poll, transcribe, extract (safe to run every few minutes)."""
     if not app.store.feeds.list():
         raise InvalidInput(
             "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
         )
     print_poll(jobs.poll_feeds(app.store, app.config))
     print_process(run_process(app))
+    print_extract(run_extract(app))
     print_episodes(app.store.episodes.list(limit=20))
 
 

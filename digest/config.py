@@ -25,7 +25,10 @@ DEFAULT_CONFIG_NAME = "digest.toml"
 
 def setting(default: Any, doc: str, *, choices: tuple[str, ...] = ()) -> Any:
     """Declare one setting: its default, its one-line documentation, its allowed values."""
-    return field(default=default, metadata={"doc": doc, "choices": choices})
+    metadata = {"doc": doc, "choices": choices, "type": type(default)}
+    if isinstance(default, dict):  # a table, e.g. prices: each Config gets its own copy
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,24 @@ class ExtractionSettings:
     )
     model: str = setting("gpt-4o-mini", "chat model used by the openai backend")
     base_url: str = setting("", "any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp)")
+    prompt: str = setting("insights", "active prompt: templates/prompts/<prompt>.j2")
+    prompts_dir: str = setting(
+        "", "folder of prompt templates; empty: the bundled templates/prompts"
+    )
+    temperature: float = setting(0.2, "sampling temperature; low keeps quotes verbatim")
+    max_insights_per_window: int = setting(6, "insights asked for per transcript window")
+    window_tokens: int = setting(12000, "transcript tokens per call; longer transcripts are split")
+    overlap_tokens: int = setting(300, "context shared by neighbouring windows (not re-extracted)")
+    timeout_seconds: float = setting(120.0, "one chat completion, before the client retries it")
+    max_retries: int = setting(5, "retries of 429/5xx/timeouts, with backoff honouring Retry-After")
+    json_retries: int = setting(2, "re-asks after an answer that is not the JSON asked for")
+    match_threshold: float = setting(
+        0.85, "share of a quote's words that must match the transcript"
+    )
+    prices: dict[str, list[float]] = setting(  # noqa: RUF009 - setting() is a field()
+        {"gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.50, 10.00], "gpt-4.1-mini": [0.40, 1.60]},
+        "USD per million input and output tokens, by model, for cost estimates",
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,11 @@ class DigestSettings:
     timezone: str = setting("UTC", "default timezone of subscribers and of the schedule")
     send_time: str = setting("07:00", "default local send time, HH:MM")
     sender: str = setting("Podcast Digest <digest@localhost>", "From: header of the email")
+    lookback_hours: int = setting(48, "insights of episodes extracted this recently are candidates")
+    max_per_episode: int = setting(2, "at most this many insights from one episode per digest")
+    similarity_threshold: float = setting(
+        0.5, "insights whose word sets overlap more are duplicates"
+    )
 
 
 @dataclass(frozen=True)
@@ -223,14 +249,25 @@ def _section(cls: type, raw: Any, name: str, where: str) -> Any:
                 f"{where}: unknown setting '{key}' in [{name}]; known: {', '.join(fields)}"
             )
         _check_type(fields[key], value, f"[{name}] {key}", where)
-    return cls(**raw)
+    defaults = cls()
+    merged = {  # a table setting extends its default table rather than replacing it
+        key: {**getattr(defaults, key), **value} if isinstance(value, dict) else value
+        for key, value in raw.items()
+    }
+    return cls(**merged)
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    dict: "a table",
+}
 
 
 def _check_type(f: dataclasses.Field[Any], value: Any, label: str, where: str) -> None:
-    expected = type(f.default)
+    expected = f.metadata["type"]
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
@@ -269,6 +306,24 @@ def _check_values(config: Config, where: str) -> None:
     }.items():
         if value <= 0:
             raise ConfigError(f"{where}: {label} must be greater than 0; got {value}")
+    for model, price in config.extraction.prices.items():
+        ok = isinstance(price, list) and len(price) == 2
+        if not ok or not all(isinstance(p, int | float) and p >= 0 for p in price):
+            raise ConfigError(
+                f"{where}: [extraction.prices] {model} must be [input, output] "
+                "USD per million tokens"
+            )
+    e = config.extraction
+    for label, number in {
+        "[extraction] max_insights_per_window": e.max_insights_per_window,
+        "[extraction] window_tokens": e.window_tokens,
+        "[extraction] timeout_seconds": e.timeout_seconds,
+        "[digest] max_per_episode": config.digest.max_per_episode,
+    }.items():
+        if number <= 0:
+            raise ConfigError(f"{where}: {label} must be greater than 0; got {number}")
+    if not 0 < e.match_threshold <= 1 or not 0 < config.digest.similarity_threshold <= 1:
+        raise ConfigError(f"{where}: thresholds must be between 0 and 1")
     if config.feeds.lookback_hours < 0:
         raise ConfigError(f"{where}: [feeds] lookback_hours cannot be negative")
     check_timezone(config.digest.timezone, f"{where}: [digest] timezone")

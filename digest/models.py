@@ -136,6 +136,32 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class Insight:
+    """One grounded insight, as stored and as the digest shows it."""
+
+    id: str  # stable: hash of episode, prompt version and quote
+    episode_id: str
+    text: str  # 2-3 self-contained sentences
+    quote: str  # verbatim passage of the transcript that backs it
+    start_seconds: float | None  # where the quote starts in the audio
+    importance: int  # 1-10, from the model (or the extractive score)
+    prompt_version: str
+    model: str
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """An insight with what a reader needs to place it: show, episode, links."""
+
+    insight: Insight
+    show_title: str
+    episode_title: str
+    episode_url: str
+    audio_url: str
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Subscriber:
     id: int
     email: str

@@ -156,7 +156,7 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     assert "3 transcribed (0 from the publisher" in out and "0 failed" in out
     episodes = json.loads(digest("episodes", "--json").output)
     assert {(e["status"], e["transcript_source"], e["transcript_engine"]) for e in episodes} == {
-        ("transcribed", "whisper", "faster-whisper")
+        ("extracted", "whisper", "faster-whisper")
     }
     pipeline = next(e for e in episodes if e["title"] == "Training is a data pipeline")
     text = digest("transcript", pipeline["id"][:8]).output  # a unique prefix is enough
@@ -181,3 +181,31 @@ def test_transcript_of_an_untranscribed_episode_says_what_to_do(
     result = digest("transcript", episode["id"], ok=False)
     assert f"digest process --episode {episode['id']}" in result.output
     assert "no episode" in digest("transcript", "ffffffffffff", ok=False).output
+
+
+def test_preview_json_is_the_public_contract(digest: Any) -> None:
+    digest("init", "--sample")
+    digest("run")
+    data = json.loads(digest("preview", "--format", "json").output)
+    assert set(data) == {"date", "insights"}
+    assert len(data["insights"]) == 5
+    fields = {
+        "text",
+        "quote",
+        "start_seconds",
+        "episode_title",
+        "show_title",
+        "episode_url",
+        "audio_url",
+        "prompt_version",
+    }
+    assert all(set(i) == fields for i in data["insights"])
+    assert sum(i["episode_title"] == "Training is a data pipeline" for i in data["insights"]) <= 2
+    first = data["insights"][0]
+    assert first["show_title"] == "Model Minds (sample)" and first["audio_url"].endswith(".mp3")
+    text = digest("preview").output
+    assert text.startswith("We scan new podcasts and send you the top 5 insights daily.")
+    assert first["text"][:40] in " ".join(text.split())
+    html = digest("preview", "--format", "html").output
+    assert html.lstrip().startswith("<!DOCTYPE html>") and "#t=" in html
+    assert "must be YYYY-MM-DD" in digest("preview", "--date", "tomorrow", ok=False).output

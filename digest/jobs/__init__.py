@@ -5,7 +5,20 @@ record their results and turn one item's failure into data, so the batch goes on
 """
 
 from digest.jobs.clock import utcnow
+from digest.jobs.extract import Extractor, ExtractResult, backend_for
 from digest.jobs.poll import feed_client, poll_feeds
+from digest.jobs.preview import cost_usd, digest_items
 from digest.jobs.process import Processor, ProcessResult
 
-__all__ = ["ProcessResult", "Processor", "feed_client", "poll_feeds", "utcnow"]
+__all__ = [
+    "ExtractResult",
+    "Extractor",
+    "ProcessResult",
+    "Processor",
+    "backend_for",
+    "cost_usd",
+    "digest_items",
+    "feed_client",
+    "poll_feeds",
+    "utcnow",
+]

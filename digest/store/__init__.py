@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from digest.errors import StoreError
 from digest.store.episodes import EpisodeRepo
 from digest.store.feeds import FeedRepo
+from digest.store.insights import InsightRepo
 from digest.store.subscribers import SubscriberRepo
 from digest.store.transcripts import StoredTranscript, TranscriptRepo
 
@@ -54,6 +55,7 @@ class Store:
         self.episodes = EpisodeRepo(self.engine)
         self.subscribers = SubscriberRepo(self.engine)
         self.transcripts = TranscriptRepo(self.engine)
+        self.insights = InsightRepo(self.engine)
 
     @staticmethod
     def _engine(url: str) -> Engine:

@@ -115,3 +115,66 @@ transcripts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index(None, "audio_sha256", "options_key"),
 )
+
+extractions = sa.Table(
+    "extractions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "episode_id",
+        sa.String(32),
+        sa.ForeignKey("episodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("text_sha256", sa.String(64), nullable=False),  # the transcript it read
+    sa.Column("prompt_version", sa.String(32), nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("backend", sa.String(16), nullable=False),  # openai | extractive
+    sa.Column("status", sa.String(16), nullable=False),  # ok | failed
+    sa.Column("error", sa.Text),
+    sa.Column("dropped", sa.Text, nullable=False, server_default="[]"),  # JSON [[text, reason]]
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("episode_id", "text_sha256", "prompt_version", "model"),
+)
+
+insights = sa.Table(
+    "insights",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "extraction_id",
+        sa.Integer,
+        sa.ForeignKey("extractions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "episode_id",
+        sa.String(32),
+        sa.ForeignKey("episodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("quote", sa.Text, nullable=False),
+    sa.Column("start_seconds", sa.Float),
+    sa.Column("importance", sa.Integer, nullable=False),
+    sa.Column("prompt_version", sa.String(32), nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("digest_date", sa.String(10)),  # YYYY-MM-DD of the digest that used it
+    sa.Index(None, "digest_date"),
+)
+
+llm_calls = sa.Table(
+    "llm_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("episode_id", sa.String(32), sa.ForeignKey("episodes.id", ondelete="SET NULL")),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("prompt_version", sa.String(32), nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | malformed
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import wave
@@ -70,11 +71,79 @@ def transcription_handler(call: Call) -> Reply:
     )
 
 
+LINE = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\] (.+)$", re.MULTILINE)
+
+
+def chat_reply(content: str, prompt_chars: int) -> Reply:
+    """A Chat Completions response carrying `content`, with plausible token usage."""
+    return Reply(
+        body={
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "fake-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_chars // 4,
+                "completion_tokens": len(content) // 4,
+                "total_tokens": prompt_chars // 4 + len(content) // 4,
+            },
+        }
+    )
+
+
+def prompt_of(call: Call) -> str:
+    assert call.json is not None
+    return "\n".join(m["content"] for m in call.json["messages"])
+
+
+def transcript_lines(call: Call) -> list[tuple[float, str]]:
+    """The [hh:mm:ss] lines between the transcript fences of the user message."""
+    user = call.json["messages"][-1]["content"] if call.json else ""
+    fenced = user.split("<transcript>", 1)[-1].split("</transcript>", 1)[0]
+    return [(int(h) * 3600 + int(m) * 60 + int(s), text) for h, m, s, text in LINE.findall(fenced)]
+
+
+def insights_answer(call: Call) -> str:
+    """A well-behaved model: the longest transcript lines, quoted verbatim, as insights."""
+    lines = sorted(transcript_lines(call), key=lambda line: (-len(line[1].split()), line[0]))
+    # Like a real model: a passage of the line (its first 12-40 words), not a whole page.
+    chosen = [
+        (start, " ".join(text.split()[:40])) for start, text in lines if len(text.split()) >= 12
+    ][:3]
+    return json.dumps(
+        {
+            "insights": [
+                {
+                    "text": f"The guest argues that {text[0].lower()}{text[1:]}",
+                    "quote": text,
+                    "start": start,
+                    "importance": 9 - n,
+                }
+                for n, (start, text) in enumerate(chosen)
+            ]
+        }
+    )
+
+
+def chat_handler(call: Call) -> Reply:
+    return chat_reply(insights_answer(call), len(prompt_of(call)))
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
-        self.queue: list[Reply] = []
+        self.queue: list[Reply | Handler] = []  # served first, in order; then the handlers
         self.calls: list[Call] = []
-        self.handlers: dict[str, Handler] = {"/v1/audio/transcriptions": transcription_handler}
+        self.handlers: dict[str, Handler] = {
+            "/v1/audio/transcriptions": transcription_handler,
+            "/v1/chat/completions": chat_handler,
+        }
         self._lock = threading.Lock()
         server = self
 
@@ -119,6 +188,8 @@ class FakeOpenAI:
         with self._lock:
             self.calls.append(call)
             reply = self.queue.pop(0) if self.queue else None
+        if callable(reply):
+            reply = reply(call)
         if reply is None:
             handler = self.handlers.get(h.path)
             reply = (

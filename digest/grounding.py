@@ -1,0 +1,97 @@
+"""Grounding, in code rather than trust: every quote must be found in the transcript.
+
+Quotes are compared as normalised words, so punctuation, case and small ASR slips
+("a maze model" for "a base model") do not matter but invented sentences do. The
+matching segment gives the quote its timestamp, whatever time the model claimed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from digest.models import Transcript
+from digest.wer import normalise_words
+
+MIN_QUOTE_WORDS = 6
+MAX_TEXT_WORDS = 120
+COMMON = 200  # a word seen more often than this cannot anchor a quote (the, and, ...)
+LINK = re.compile(r"https?://|www\.|\b[\w.+-]+@[\w-]+\.\w|\b[\w-]+\.(com|org|net|io|ai|co)\b", re.I)
+# Words that address a model rather than a listener: quoted, they would smuggle an
+# injected instruction into the digest as if it were an insight.
+INJECTION = re.compile(
+    r"\b(ignore (all |any )?(the )?(previous|prior|above) (instructions|rules)|system prompt|"
+    r"you are now|disregard (your|the) (rules|instructions)|output the insight)\b",
+    re.IGNORECASE,
+)
+MARKUP = re.compile(r"<[a-z/!][^>]*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Located:
+    first_word: int  # index into the transcript's words
+    score: float  # share of the quote's words matched in order
+    start_seconds: float
+
+
+class TranscriptIndex:
+    """Words of a transcript, each mapped back to a time, for fast fuzzy quote search."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.words: list[str] = []
+        self.times: list[float] = []
+        for segment in transcript.segments:
+            words = normalise_words(segment.text)
+            span = max(segment.end - segment.start, 0.0)
+            for i, word in enumerate(words):
+                self.words.append(word)
+                self.times.append(segment.start + span * i / max(len(words), 1))
+        self.positions: dict[str, list[int]] = defaultdict(list)
+        for i, word in enumerate(self.words):
+            self.positions[word].append(i)
+        self.text = " ".join(self.words)
+
+    def locate(self, quote: str, threshold: float) -> Located | None:
+        """Best place where `quote` appears with at least `threshold` of its words in order."""
+        wanted = normalise_words(quote)
+        if len(wanted) < MIN_QUOTE_WORDS:
+            return None
+        votes: Counter[int] = Counter()
+        for offset, word in enumerate(wanted):
+            places = self.positions.get(word, [])
+            if len(places) <= COMMON:
+                votes.update(p - offset for p in places)
+        best: Located | None = None
+        for start, _ in votes.most_common(5):
+            lo = max(start - 3, 0)
+            window = self.words[lo : start + len(wanted) + 3]
+            matcher = SequenceMatcher(None, wanted, window, autojunk=False)
+            blocks = [b for b in matcher.get_matching_blocks() if b.size]
+            score = sum(b.size for b in blocks) / len(wanted)
+            if blocks and (best is None or score > best.score):
+                first = lo + blocks[0].b
+                best = Located(first, score, self.times[first])
+        return best if best is not None and best.score >= threshold else None
+
+
+def text_problem(text: str, quote: str) -> str | None:
+    """Why an insight's own text cannot go to readers, or None if it can."""
+    if not text.strip() or not quote.strip():
+        return "empty text or quote"
+    if len(text.split()) > MAX_TEXT_WORDS:
+        return f"text longer than {MAX_TEXT_WORDS} words"
+    if MARKUP.search(text):
+        return "markup in the insight text"
+    if LINK.search(text):
+        return "a link or address in the insight text (the email links to the episode itself)"
+    if INJECTION.search(quote) or INJECTION.search(text):
+        return "instructions aimed at the model, not an insight"
+    return None
+
+
+def word_set_similarity(a: str, b: str) -> float:
+    """Overlap of two texts' word sets (Jaccard): near-duplicates score high."""
+    x, y = set(normalise_words(a)), set(normalise_words(b))
+    return len(x & y) / len(x | y) if x and y else 0.0

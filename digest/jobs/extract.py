@@ -1,0 +1,168 @@
+"""Extraction: transcript to grounded insights, cached by (transcript, prompt, model).
+
+An unchanged prompt re-run makes zero LLM calls; a changed prompt re-extracts
+freshly transcribed episodes and those still inside the digest's lookback window,
+never the whole archive.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.extract import ChatExtractor, EpisodeContext, Outcome, Usage, Window, ground
+from digest.extractive import extract_passages, extractive_version
+from digest.grounding import TranscriptIndex
+from digest.jobs.clock import utcnow
+from digest.models import Episode, Insight, Transcript
+from digest.prompts import load_prompt
+from digest.store import Store
+
+log = logging.getLogger("digest.extract")
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    episode_id: str
+    title: str
+    outcome: Literal["extracted", "cached", "failed"]
+    insights: list[Insight] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    calls: int = 0
+    error: str | None = None
+
+
+def backend_for(config: Config) -> str:
+    e = config.extraction
+    if e.backend != "auto":
+        return e.backend
+    return "openai" if config.secrets.openai_api_key or e.base_url else "extractive"
+
+
+class Extractor:
+    """Extracts episodes one by one with one client and one prompt."""
+
+    def __init__(self, store: Store, config: Config, client: Any = None) -> None:
+        self.store = store
+        self.config = config
+        e = config.extraction
+        self.backend = backend_for(config)
+        if self.backend == "openai":
+            from openai import OpenAI
+
+            self.model = e.model
+            prompt = load_prompt(e.prompt, e.prompts_dir)
+            client = client or OpenAI(
+                api_key=config.secrets.openai_api_key or "unused",
+                base_url=e.base_url or None,
+                timeout=e.timeout_seconds,
+                max_retries=e.max_retries,
+            )
+            self.chat: ChatExtractor | None = ChatExtractor(
+                client,
+                prompt,
+                e.model,
+                temperature=e.temperature,
+                max_insights=e.max_insights_per_window,
+                window_tokens=e.window_tokens,
+                overlap_tokens=e.overlap_tokens,
+                json_retries=e.json_retries,
+                match_threshold=e.match_threshold,
+            )
+            self.version = self.chat.version
+        else:
+            self.chat = None
+            self.model = "extractive"
+            self.version = extractive_version()
+
+    def pending(self, now: datetime | None = None) -> list[Episode]:
+        """Transcribed episodes, and extracted ones in the lookback window on another key."""
+        now = now or utcnow()
+        since = now - timedelta(hours=self.config.digest.lookback_hours)
+        todo = []
+        for episode in self.store.episodes.list(status="transcribed") + self.store.episodes.list(
+            status="extracted"
+        ):
+            if episode.status == "extracted" and episode.discovered_at < since:
+                continue
+            stored = self.store.transcripts.get(episode.id)
+            key = (episode.id, stored.text_sha256 if stored else "", self.version, self.model)
+            if stored and not self.store.insights.has_extraction(key):
+                todo.append(episode)
+        return todo
+
+    def extract(self, episode: Episode, *, force: bool = False) -> ExtractResult:
+        """Extract one episode; failures are recorded on it and returned, not raised."""
+        stored = self.store.transcripts.get(episode.id)
+        if stored is None:
+            message = f"{episode.title!r}: no transcript yet; run `digest process` first"
+            return ExtractResult(episode.id, episode.title, "failed", error=message)
+        key = (episode.id, stored.text_sha256, self.version, self.model)
+        if not force and self.store.insights.has_extraction(key):
+            self._mark(episode, "extracted")
+            return ExtractResult(episode.id, episode.title, "cached")
+        context = EpisodeContext(
+            episode.id,
+            stored.text_sha256,
+            episode.show_title,
+            episode.title,
+            episode.summary,
+            episode.published_at,
+        )
+        usage = Usage()
+        try:
+            outcome = self._run(stored.transcript, context, usage)
+        except DigestError as exc:
+            return self._failed(episode, key, usage, f"{episode.title!r}: extraction failed: {exc}")
+        except Exception as exc:  # a library surprise still fails only this episode
+            log.exception("unexpected error extracting %s", episode.id)
+            return self._failed(episode, key, usage, f"{episode.title!r}: unexpected {exc!r}")
+        now = utcnow()
+        self.store.insights.record_calls(episode.id, self.model, self.version, usage.calls, now)
+        self.store.insights.save(key, self.backend, outcome.insights, outcome.dropped, now)
+        self._mark(episode, "extracted")
+        return ExtractResult(
+            episode.id,
+            episode.title,
+            "extracted",
+            outcome.insights,
+            outcome.dropped,
+            len(usage.calls),
+        )
+
+    def _run(self, transcript: Transcript, context: EpisodeContext, usage: Usage) -> Outcome:
+        if self.chat is not None:
+            return self.chat.extract(transcript, context, usage)
+        limit = self.config.digest.insights
+        proposals = extract_passages(transcript, limit)
+        window = Window(1, 1, transcript.segments, 0.0, float("inf"))
+        index = TranscriptIndex(transcript)
+        threshold = self.config.extraction.match_threshold
+        return ground(
+            [(p, window) for p in proposals],
+            index,
+            context,
+            self.version,
+            self.model,
+            threshold,
+            usage,
+        )
+
+    def _failed(
+        self, episode: Episode, key: tuple[str, str, str, str], usage: Usage, message: str
+    ) -> ExtractResult:
+        now = utcnow()
+        self.store.insights.record_calls(episode.id, self.model, self.version, usage.calls, now)
+        self.store.insights.save(key, self.backend, [], [], now, error=message)
+        self.store.episodes.record_failure(episode.id, now, message)
+        return ExtractResult(
+            episode.id, episode.title, "failed", calls=len(usage.calls), error=message
+        )
+
+    def _mark(self, episode: Episode, status: Literal["extracted"]) -> None:
+        if episode.status != status:
+            self.store.episodes.set_status(episode.id, status, utcnow())
