@@ -136,6 +136,16 @@ class SmtpSettings:
     port: int = setting(587, "SMTP port")
     security: str = setting("starttls", "transport security", choices=("starttls", "ssl", "none"))
     username: str = setting("", "SMTP login; the password comes from $DIGEST_SMTP_PASSWORD")
+    timeout_seconds: float = setting(30.0, "one SMTP command, before the connection is retried")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    base_url: str = setting(
+        "http://localhost:8025", "where readers reach `digest web`: unsubscribe links point here"
+    )
+    host: str = setting("127.0.0.1", "address `digest web` listens on")
+    port: int = setting(8025, "port `digest web` listens on")
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,7 @@ SECTIONS: dict[str, type] = {
     "extraction": ExtractionSettings,
     "digest": DigestSettings,
     "smtp": SmtpSettings,
+    "web": WebSettings,
 }
 
 
@@ -166,6 +177,7 @@ class Config:
     extraction: ExtractionSettings = ExtractionSettings()
     digest: DigestSettings = DigestSettings()
     smtp: SmtpSettings = SmtpSettings()
+    web: WebSettings = WebSettings()
     secrets: Secrets = field(default=Secrets(), repr=False)
     # Relative paths in the file resolve against the file's folder (else the cwd).
     base_dir: Path = Path(".")

@@ -1,17 +1,45 @@
-"""Rendering the digest: JSON (the public contract), plain text and HTML from templates."""
+"""Rendering the digest: JSON (the public contract), plain text and HTML from templates.
+
+The email is rendered once per date; personal links (unsubscribe, manage) are
+placeholders substituted per subscriber, so 10,000 messages cost one render.
+"""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date as Date
 from typing import Any
 
+import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from digest.models import DigestItem
 from digest.prompts import templates_root, timestamp
 
 HEADER = "We scan new podcasts and send you the top {n} insights daily."
-FOOTER = "You get this because you subscribed to Podcast Digest."
+UNSUBSCRIBE = "%%UNSUBSCRIBE_URL%%"  # placeholders: URL-safe, so safe in HTML and text
+MANAGE = "%%MANAGE_URL%%"
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after this much HTML
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    """One date's email, with placeholders where each subscriber's links go."""
+
+    date: str
+    subject: str
+    text: str
+    html: str
+
+    def personalise(self, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
+        def fill(body: str) -> str:
+            return body.replace(UNSUBSCRIBE, unsubscribe_url).replace(MANAGE, manage_url)
+
+        return fill(self.text), fill(self.html)
 
 
 def moment_url(item: DigestItem) -> str:
@@ -42,12 +70,47 @@ def to_json(date: str, items: Sequence[DigestItem]) -> dict[str, Any]:
     }
 
 
-def _context(date: str, items: Sequence[DigestItem], footer: str) -> dict[str, Any]:
+def subject_for(date: str, items: Sequence[DigestItem]) -> str:
+    """The date and the lead insight's topic: its first sentence, cut at a word."""
+    day = Date.fromisoformat(date).strftime("%a %d %b")
+    if not items:
+        return f"Podcast Digest, {day}"
+    first = re.split(r"(?<=[.!?])\s", items[0].insight.text, maxsplit=1)[0].rstrip(".")
+    topic = first if len(first) <= 70 else first[:70].rsplit(" ", 1)[0] + "…"
+    return f"Podcast Digest, {day}: {topic}"
+
+
+def wrap(text: str, width: int = 72, first: str = "", indent: str = "") -> str:
+    """Plain-text paragraphs at 72 columns; long URLs stay whole so they still work."""
+    return textwrap.fill(
+        " ".join(text.split()),
+        width,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(templates_root() / "email"),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html", "html.j2"]),
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def _context(date: str, items: Sequence[DigestItem], archive_url: str) -> dict[str, Any]:
     return {
-        "date": date,
+        "date": Date.fromisoformat(date).strftime("%A, %d %B %Y"),
         "header": HEADER.format(n=len(items) if items else 5),
-        "subject": f"Podcast Digest {date}",
-        "footer": footer,
+        "subject": subject_for(date, items),
+        "unsubscribe_url": UNSUBSCRIBE,
+        "manage_url": MANAGE,
+        "archive_url": archive_url,
         "items": [
             {
                 "number": n,
@@ -65,18 +128,18 @@ def _context(date: str, items: Sequence[DigestItem], footer: str) -> dict[str, A
     }
 
 
-def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(templates_root() / "email"),
-        undefined=StrictUndefined,
-        autoescape=select_autoescape(["html", "html.j2"]),
-        keep_trailing_newline=True,
-    )
+def render_email(date: str, items: Sequence[DigestItem], archive_url: str = "") -> EmailContent:
+    """Subject, text and HTML (CSS inlined) for a date, with personal-link placeholders."""
+    env = environment()
+    context = _context(date, items, archive_url)
+    html = _INLINER.inline(env.get_template("digest.html.j2").render(**context))
+    text = env.get_template("digest.txt.j2").render(**context)
+    return EmailContent(date, context["subject"], text, html)
 
 
-def render_text(date: str, items: Sequence[DigestItem], footer: str = FOOTER) -> str:
-    return environment().get_template("digest.txt.j2").render(**_context(date, items, footer))
+def render_text(date: str, items: Sequence[DigestItem]) -> str:
+    return render_email(date, items).text
 
 
-def render_html(date: str, items: Sequence[DigestItem], footer: str = FOOTER) -> str:
-    return environment().get_template("digest.html.j2").render(**_context(date, items, footer))
+def render_html(date: str, items: Sequence[DigestItem]) -> str:
+    return render_email(date, items).html

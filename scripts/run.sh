@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/venv.sh
 .venv/bin/digest init --sample
 .venv/bin/digest run
-.venv/bin/digest preview
+

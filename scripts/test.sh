@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The second command: install everything the tests need on a bare Debian machine
-# (system packages included), then run lint, type checks and the whole test suite.
+# (espeak-ng, ffmpeg, postgresql, chromium), then run lint, type checks and the whole test suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k feeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)  # the email layout check
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
     echo "please install these Debian packages first: ${need[*]}" >&2

@@ -15,6 +15,7 @@ from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.httpserver import LoopbackServer
 from tests.support.postgres import PostgresServer, find_bin
+from tests.support.smtpserver import SmtpServer
 from tests.support.speech import have_tools, speak
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -97,3 +98,10 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.stop()

@@ -204,7 +204,8 @@ def test_preview_json_is_the_public_contract(digest: Any) -> None:
     first = data["insights"][0]
     assert first["show_title"] == "Model Minds (sample)" and first["audio_url"].endswith(".mp3")
     text = digest("preview").output
-    assert text.startswith("We scan new podcasts and send you the top 5 insights daily.")
+    assert text.startswith("Subject: Podcast Digest, ")
+    assert "\n\nWe scan new podcasts and send you the top 5 insights daily.\n" in text
     assert first["text"][:40] in " ".join(text.split())
     html = digest("preview", "--format", "html").output
     assert html.lstrip().startswith("<!DOCTYPE html>") and "#t=" in html

@@ -26,17 +26,9 @@ from tests.support.fake_openai import (
     insights_answer,
     transcript_lines,
 )
+from tests.support.seed import corpus_transcript
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
-
-
-def corpus_transcript(name: str, seconds_per_paragraph: float = 20.0) -> Transcript:
-    paragraphs = [p.strip() for p in (CORPUS / f"{name}.txt").read_text().splitlines() if p.strip()]
-    segments = tuple(
-        Segment(i * seconds_per_paragraph, (i + 1) * seconds_per_paragraph, p)
-        for i, p in enumerate(paragraphs)
-    )
-    return Transcript("en", segments, "publisher", "publisher:text", "text")
 
 
 def long_transcript(minutes: int = 60) -> Transcript:

@@ -11,7 +11,7 @@ from digest.extractive import clean, extract_passages
 from digest.grounding import TranscriptIndex, word_set_similarity
 from digest.models import DigestItem, Insight
 from digest.select import select_top
-from tests.test_extract import corpus_transcript
+from tests.support.seed import corpus_transcript
 
 SCRIPTS = ["kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b"]
 

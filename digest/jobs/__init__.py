@@ -9,16 +9,20 @@ from digest.jobs.extract import Extractor, ExtractResult, backend_for
 from digest.jobs.poll import feed_client, poll_feeds
 from digest.jobs.preview import cost_usd, digest_items
 from digest.jobs.process import Processor, ProcessResult
+from digest.jobs.send import SendReport, SendResult, send_digests
 
 __all__ = [
     "ExtractResult",
     "Extractor",
     "ProcessResult",
     "Processor",
+    "SendReport",
+    "SendResult",
     "backend_for",
     "cost_usd",
     "digest_items",
     "feed_client",
     "poll_feeds",
+    "send_digests",
     "utcnow",
 ]

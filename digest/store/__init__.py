@@ -15,13 +15,14 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
+from digest.store.digests import Delivery, DigestRepo, FrozenDigest
 from digest.store.episodes import EpisodeRepo
 from digest.store.feeds import FeedRepo
 from digest.store.insights import InsightRepo
 from digest.store.subscribers import SubscriberRepo
 from digest.store.transcripts import StoredTranscript, TranscriptRepo
 
-__all__ = ["Store", "StoredTranscript", "normalise_url"]
+__all__ = ["Delivery", "FrozenDigest", "Store", "StoredTranscript", "normalise_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,6 +57,7 @@ class Store:
         self.subscribers = SubscriberRepo(self.engine)
         self.transcripts = TranscriptRepo(self.engine)
         self.insights = InsightRepo(self.engine)
+        self.digests = DigestRepo(self.engine)
 
     @staticmethod
     def _engine(url: str) -> Engine:

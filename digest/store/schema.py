@@ -178,3 +178,33 @@ llm_calls = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),  # ok | malformed
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("date", sa.String(10), primary_key=True),  # YYYY-MM-DD, the readers' local date
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("insight_ids", sa.Text, nullable=False),  # JSON list, in the order shown
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("date", sa.String(10), nullable=False),
+    # sending: handed to the server, acceptance not yet recorded; sent: accepted;
+    # failed: temporary refusal, retried; rejected: permanent refusal, not retried.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("subscriber_id", "date"),
+)

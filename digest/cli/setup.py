@@ -1,0 +1,181 @@
+"""Commands that set things up: init, feeds, subscribers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from digest import jobs
+from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, when
+from digest.errors import InvalidInput, NotFound
+from digest.models import to_json
+from digest.opml import parse_opml, render_opml
+from digest.sample import install_sample
+from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
+
+
+@cli.command()
+@click.option("--sample", is_flag=True, help="Also add the bundled sample podcast as a feed.")
+@click.pass_obj
+def init(app: App, sample: bool) -> None:
+    """Create the state folder and database (safe to run again)."""
+    store = app.store
+    console.print(f"State folder: {app.config.state_dir}")
+    console.print(f"Database: {store.engine.url.render_as_string(hide_password=True)}")
+    if sample:
+        url = install_sample(app.config.state_dir, jobs.utcnow())
+        if url not in {f.url for f in store.feeds.list()}:
+            store.feeds.add(url, jobs.utcnow(), title="Model Minds (sample)")
+            console.print(f"Added the sample feed {url}")
+        if not store.subscribers.list():
+            # Due at 00:00 in UTC, so the first run's digest is written at once.
+            store.subscribers.add(SAMPLE_READER, jobs.utcnow(), timezone="UTC", send_time="00:00")
+            console.print(f"Added the sample subscriber {SAMPLE_READER}")
+
+
+# ---------------------------------------------------------------- feeds
+@cli.group()
+def feeds() -> None:
+    """Manage podcast feeds."""
+
+
+def feed_url(value: str) -> str:
+    """http(s) URLs as given; a local file (path or file://) as a file:// URL."""
+    if value.startswith(("http://", "https://")):
+        return value
+    path = Path(value[7:] if value.startswith("file://") else value)
+    if "://" in value and not value.startswith("file://"):
+        raise InvalidInput(f"{value}: a feed URL must start with http:// or https://")
+    if not path.is_file():
+        raise InvalidInput(f"{value}: not an http(s) URL and no such file")
+    return path.resolve().as_uri()
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.pass_obj
+def feeds_add(app: App, url: str) -> None:
+    """Subscribe to a feed (its first poll skips the back catalogue)."""
+    feed = app.store.feeds.add(feed_url(url), jobs.utcnow())
+    console.print(f"Added {feed.url}; run `digest poll` to fetch it.")
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def feeds_list(app: App, as_json: bool) -> None:
+    """List feeds with their health."""
+    rows = app.store.feeds.list()
+    if as_json:
+        return emit_json(rows)
+    table = Table("URL", "Title", "Last polled", "Failures", "Last error")
+    for f in rows:
+        table.add_row(
+            f.url, f.title, when(f.last_polled_at), str(f.consecutive_failures), f.last_error or ""
+        )
+    console.print(table)
+
+
+@feeds.command("remove")
+@click.argument("url")
+@click.pass_obj
+def feeds_remove(app: App, url: str) -> None:
+    """Unsubscribe from a feed and forget its episodes."""
+    candidates = [url] if "://" in url else [url, feed_url(url)]
+    for candidate in candidates:
+        if candidate in {f.url for f in app.store.feeds.list()}:
+            app.store.feeds.remove(candidate)
+            console.print(f"Removed {candidate}")
+            return
+    app.store.feeds.remove(url)  # raises NotFound with the remedy
+
+
+@feeds.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def feeds_import(app: App, file: Path) -> None:
+    """Add every feed of an OPML file (as podcast apps export it)."""
+    known = {f.url for f in app.store.feeds.list()}
+    added = 0
+    for url, title in parse_opml(file.read_bytes(), str(file)):
+        if url.startswith(("http://", "https://")) and url not in known:
+            app.store.feeds.add(url, jobs.utcnow(), title=title)
+            known.add(url)
+            added += 1
+    console.print(f"Imported {added} new feed(s) from {file}.")
+
+
+@feeds.command("export")
+@click.pass_obj
+def feeds_export(app: App) -> None:
+    """Print all feeds as OPML 2.0."""
+    click.echo(render_opml(app.store.feeds.list()), nl=False)
+
+
+# ---------------------------------------------------------------- subscribers
+@cli.group()
+def subscribers() -> None:
+    """Manage who gets the daily email."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--timezone", "tz", help="IANA timezone, e.g. Europe/Berlin (default: [digest]).")
+@click.option("--send-time", help="Local send time HH:MM (default: [digest] send_time).")
+@click.pass_obj
+def subscribers_add(app: App, email: str, tz: str | None, send_time: str | None) -> None:
+    """Add a subscriber (syntax is checked; nothing is sent)."""
+    address = normalise_email(email)
+    sub = app.store.subscribers.add(
+        address,
+        jobs.utcnow(),
+        timezone=check_subscriber_timezone(tz) if tz else None,
+        send_time=check_send_time(send_time) if send_time else None,
+    )
+    console.print(f"Subscribed {sub.email}")
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def subscribers_list(app: App, as_json: bool) -> None:
+    """List subscribers."""
+    rows = app.store.subscribers.list()
+    if as_json:
+        return emit_json(
+            [{k: v for k, v in to_json(s).items() if k != "unsubscribe_token"} for s in rows]
+        )
+    cfg = app.config.digest
+    table = Table("Email", "Timezone", "Send time", "Status", "Since")
+    for s in rows:
+        table.add_row(
+            s.email,
+            s.timezone or cfg.timezone,
+            s.send_time or cfg.send_time,
+            s.status,
+            when(s.created_at),
+        )
+    console.print(table)
+
+
+@subscribers.command("unsubscribe")
+@click.argument("token")
+@click.pass_obj
+def subscribers_unsubscribe(app: App, token: str) -> None:
+    """Unsubscribe by the token from a List-Unsubscribe mailto request."""
+    subscriber = app.store.subscribers.by_token(token.strip())
+    if subscriber is None:
+        raise NotFound("no subscriber has that unsubscribe token")
+    app.store.subscribers.set_status(subscriber.id, "unsubscribed")
+    console.print(f"Unsubscribed {subscriber.email}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_obj
+def subscribers_remove(app: App, email: str) -> None:
+    """Delete a subscriber and their data."""
+    app.store.subscribers.remove(email.strip())
+    console.print(f"Removed {email.strip()}")

@@ -1,0 +1,156 @@
+"""Sending: each subscriber gets their local date's digest once, at their local hour.
+
+A date's digest is frozen the first time anyone needs it (its insights are then
+never selected again). The ledger row for (subscriber, date) is written before the
+hand-over ("sending", with the Message-ID) and after it ("sent"), so a crash or a
+dropped connection half-way through a batch is followed by a run that sends only
+what is missing; a message whose acceptance was never recorded is sent again with
+the same Message-ID, which receiving servers use to drop duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from digest.config import Config
+from digest.deliver import (
+    ConnectionFailed,
+    DeliveryError,
+    OutboxTransport,
+    SmtpTransport,
+    Transport,
+    build_message,
+    links_for,
+    new_message_id,
+)
+from digest.jobs.clock import utcnow
+from digest.jobs.preview import digest_items
+from digest.models import DigestItem, Subscriber
+from digest.render import render_email, subject_for
+from digest.store import Store
+
+log = logging.getLogger("digest.send")
+Outcome = Literal["sent", "failed", "rejected", "dry-run", "nothing-to-send", "not-attempted"]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    email: str
+    date: str
+    outcome: Outcome
+    error: str | None = None
+
+
+@dataclass
+class SendReport:
+    results: list[SendResult] = field(default_factory=list)
+    outbox: list[Path] = field(default_factory=list)  # .eml files written, when no SMTP host
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(r.outcome == outcome for r in self.results)
+
+
+def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | None:
+    """The subscriber's local date if their send time has come today, else None."""
+    local = now.astimezone(ZoneInfo(subscriber.timezone or config.digest.timezone))
+    hour, minute = (int(p) for p in (subscriber.send_time or config.digest.send_time).split(":"))
+    return local.date().isoformat() if local.time() >= time(hour, minute) else None
+
+
+def frozen_items(
+    store: Store, config: Config, date: str, now: datetime, *, freeze: bool
+) -> list[DigestItem]:
+    """The date's insights in the order the email shows them; freezing them if asked."""
+    existing = store.digests.get(date)
+    if existing is not None:
+        by_id = {i.insight.id: i for i in store.insights.for_date(date)}
+        return [by_id[i] for i in existing.insight_ids if i in by_id]
+    items = digest_items(store, config, date, now)
+    if items and freeze:
+        store.digests.freeze(date, subject_for(date, items), [i.insight.id for i in items], now)
+    return items
+
+
+def send_digests(
+    store: Store,
+    config: Config,
+    *,
+    now: datetime | None = None,
+    date: str | None = None,
+    dry_run: bool = False,
+    transport: Transport | None = None,
+) -> SendReport:
+    """Send every due, unsent (subscriber, date) message; `date` sends that date to all."""
+    now = now or utcnow()
+    plan: dict[str, list[Subscriber]] = {}
+    for subscriber in store.subscribers.list(status="active"):
+        day = date or due_date(subscriber, config, now)
+        done = store.digests.delivery(subscriber.id, day) if day else None
+        if day and not (done and done.status in ("sent", "rejected")):
+            plan.setdefault(day, []).append(subscriber)
+    report = SendReport()
+    smtp = transport or (
+        SmtpTransport(config.smtp, config.secrets.smtp_password) if config.smtp.host else None
+    )
+    try:
+        for day, subscribers in sorted(plan.items()):
+            outbox = OutboxTransport(config.state_dir / "outbox" / day)
+            _send_day(store, config, day, subscribers, smtp or outbox, now, dry_run, report)
+            report.outbox.extend(outbox.written)
+    finally:
+        if smtp:
+            smtp.close()
+    return report
+
+
+def _send_day(
+    store: Store,
+    config: Config,
+    day: str,
+    subscribers: list[Subscriber],
+    transport: Transport,
+    now: datetime,
+    dry_run: bool,
+    report: SendReport,
+) -> None:
+    items = frozen_items(store, config, day, now, freeze=not dry_run)
+    if not items:
+        report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
+        return
+    content = render_email(
+        day, items, archive_url=f"{config.web.base_url.rstrip('/')}/archive/{day}"
+    )
+    for n, subscriber in enumerate(subscribers):
+        earlier = store.digests.delivery(subscriber.id, day)
+        message_id = earlier.message_id if earlier else new_message_id(config.digest.sender)
+        links = links_for(subscriber, config.web.base_url, config.digest.sender)
+        message = build_message(content, subscriber, links, config.digest.sender, message_id)
+        if dry_run:
+            report.results.append(SendResult(subscriber.email, day, "dry-run"))
+            continue
+        store.digests.mark(subscriber.id, day, "sending", message_id, utcnow())
+        try:
+            transport.send(message)
+        except ConnectionFailed as exc:
+            store.digests.mark(subscriber.id, day, "failed", message_id, utcnow(), str(exc))
+            report.results.append(SendResult(subscriber.email, day, "failed", str(exc)))
+            report.results += [
+                SendResult(s.email, day, "not-attempted", "SMTP server unreachable")
+                for s in subscribers[n + 1 :]
+            ]
+            log.error("giving up on this batch: %s", exc)
+            return
+        except DeliveryError as exc:
+            outcome: Outcome = "rejected" if exc.permanent else "failed"
+            store.digests.mark(subscriber.id, day, outcome, message_id, utcnow(), str(exc))
+            if exc.permanent:
+                store.subscribers.set_status(subscriber.id, "bounced")
+            report.results.append(SendResult(subscriber.email, day, outcome, str(exc)))
+            continue
+        store.digests.mark(subscriber.id, day, "sent", message_id, utcnow())
+        report.results.append(SendResult(subscriber.email, day, "sent"))

@@ -1,0 +1,46 @@
+"""Seed a store with extracted insights from the corpus scripts (no audio, no LLM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digest.config import Config
+from digest.feeds import parse_feed
+from digest.jobs.clock import utcnow
+from digest.jobs.extract import Extractor
+from digest.models import Segment, Transcript
+from digest.store import Store
+
+CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"
+SCRIPTS = ("kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b")
+
+
+def corpus_transcript(name: str, seconds_per_paragraph: float = 20.0) -> Transcript:
+    paragraphs = [p.strip() for p in (CORPUS / f"{name}.txt").read_text().splitlines() if p.strip()]
+    segments = tuple(
+        Segment(i * seconds_per_paragraph, (i + 1) * seconds_per_paragraph, p)
+        for i, p in enumerate(paragraphs)
+    )
+    return Transcript("en", segments, "publisher", "publisher:text", "text")
+
+
+def seed_insights(
+    store: Store, config: Config, show: str = "Model Minds", scripts: tuple[str, ...] = SCRIPTS
+) -> None:
+    """One feed, one episode per script, transcribed and extracted (extractive backend)."""
+    feed = store.feeds.add(f"https://{len(store.feeds.list())}.example/feed", utcnow(), title=show)
+    items = "".join(
+        f"<item><title>Episode {n}: {name}</title><guid>{name}</guid><link>https://show.example/{n}</link>"
+        f"<enclosure url='https://cdn.example/{n}.mp3' type='audio/mpeg'/></item>"
+        for n, name in enumerate(scripts, start=1)
+    )
+    parsed = parse_feed(
+        f"<rss version='2.0'><channel><title>x</title>{items}</channel></rss>".encode(), feed.url
+    )
+    ids = [f"{feed.id}-{name}" for name in scripts]
+    store.episodes.upsert(feed, ids, parsed.episodes, utcnow(), lambda i: ("transcribed", None))
+    for episode_id, name in zip(ids, scripts, strict=True):
+        store.transcripts.save(episode_id, corpus_transcript(name), utcnow())
+    extractor = Extractor(store, config)
+    for episode in extractor.pending():
+        extractor.extract(episode)

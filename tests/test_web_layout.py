@@ -1,0 +1,182 @@
+"""`digest web` over real HTTP, the CLI's send path, and the email's layout in Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.jobs.clock import utcnow
+from digest.jobs.send import frozen_items, send_digests
+from digest.render import render_email
+from digest.store import Store
+from digest.web import WebApp, make_server
+from tests.support.seed import seed_insights
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(store: Store, make_config: Any) -> Iterator[tuple[Store, Any, str]]:
+    config = make_config()
+    seed_insights(store, config)
+    store.subscribers.add("alice@example.org", utcnow())
+    store.subscribers.add("bob@example.org", utcnow())
+    send_digests(store, config, now=NOW)
+    server = make_server(WebApp(store, config), "127.0.0.1", 0)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    yield store, config, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_one_click_unsubscribe_needs_a_post_and_touches_only_its_owner(site: Any) -> None:
+    store, _, base = site
+    alice = store.subscribers.get("alice@example.org")
+    page = httpx.get(f"{base}/unsubscribe/{alice.unsubscribe_token}")
+    assert page.status_code == 200 and "Unsubscribe?" in page.text and 'method="post"' in page.text
+    assert store.subscribers.get("alice@example.org").status == "active", (
+        "a GET (link scanner) changes nothing"
+    )
+    done = httpx.post(
+        f"{base}/unsubscribe/{alice.unsubscribe_token}", content=b"List-Unsubscribe=One-Click"
+    )
+    assert done.status_code == 200 and "will get no more digests" in done.text
+    assert store.subscribers.get("alice@example.org").status == "unsubscribed"
+    assert store.subscribers.get("bob@example.org").status == "active"
+    assert httpx.post(f"{base}/unsubscribe/{'x' * 32}").status_code == 404
+    assert (
+        httpx.get(f"{base}/subscription/{alice.unsubscribe_token}").text.count("not subscribed")
+        == 1
+    )
+
+
+def test_archive_shows_past_digests_without_personal_data(site: Any) -> None:
+    store, _, base = site
+    index = httpx.get(f"{base}/archive")
+    assert index.status_code == 200 and "/archive/2026-11-23" in index.text
+    day = httpx.get(f"{base}/archive/2026-11-23")
+    assert day.status_code == 200 and day.text.count('data-insight="') == 5
+    for subscriber in store.subscribers.list():
+        assert subscriber.email not in day.text and subscriber.unsubscribe_token not in day.text
+    assert httpx.get(f"{base}/archive/2020-01-01").status_code == 404
+    for probe in (
+        "/subscribers",
+        "/unsubscribe/../../etc/passwd",
+        "//evil.example/",
+        "/archive?next=https://evil.example",
+    ):
+        response = httpx.get(base + probe, follow_redirects=False)
+        assert response.status_code in (200, 404) and "location" not in response.headers
+        assert "alice@example.org" not in response.text
+    assert "default-src 'none'" in day.headers["content-security-policy"]
+
+
+def test_cli_send_run_and_unsubscribe_by_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('[storage]\nstate_dir = "state"\n')
+    runner = CliRunner()
+
+    def digest(*args: str) -> str:
+        result = runner.invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
+        from digest.config import load_config
+
+        seed_insights(store, load_config(str(config)))
+    digest("subscribers", "add", "alice@example.org", "--send-time", "00:00")
+    dry = digest("send", "--dry-run")
+    assert "1 built (dry run)" in dry and not (tmp_path / "state" / "outbox").exists()
+    out = digest("send")
+    assert "Sent 1 message(s)" in out and "alice@example.org.eml" in out
+    assert "Sent 0 message(s)" in digest("send")
+    [alice] = json.loads(digest("subscribers", "list", "--json"))
+    token = (
+        Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}")
+        .subscribers.get("alice@example.org")
+        .unsubscribe_token
+    )
+    assert "Unsubscribed alice@example.org" in digest("subscribers", "unsubscribe", token)
+    assert json.loads(digest("subscribers", "list", "--json"))[0]["status"] == "unsubscribed"
+    assert alice["status"] == "active"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Headless Chromium will not make a window narrower than 500 px, so the email is
+# measured inside a 375 px iframe: a real 375 px viewport, where @media rules apply.
+PROBE = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="email" src="email.html" style="width:375px;height:4000px;border:0"></iframe>
+<script>
+document.getElementById('email').addEventListener('load', (event) => {
+  const doc = event.target.contentDocument, win = event.target.contentWindow;
+  const cards = [...doc.querySelectorAll('[data-insight]')];
+  const visible = cards.filter(c => c.getBoundingClientRect().height > 0 && c.getBoundingClientRect().width > 0);
+  document.title = JSON.stringify({scrollWidth: doc.documentElement.scrollWidth,
+    viewport: win.innerWidth, cards: cards.length, visible: visible.length,
+    widest: Math.max(...[...doc.querySelectorAll('*')].map(e => e.getBoundingClientRect().right))});
+});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is needed; scripts/test.sh installs it"
+)
+def test_the_email_fits_a_phone_screen_in_chromium(
+    store: Store, make_config: Any, tmp_path: Path
+) -> None:
+    config = make_config()
+    seed_insights(store, config, show="A show with an extraordinarily long name that goes on " * 3)
+    items = frozen_items(store, config, "2026-11-23", NOW, freeze=False)
+    _, html = render_email("2026-11-23", items, "https://digest.example/archive").personalise(
+        "https://digest.example/unsubscribe/" + "t" * 32,
+        "https://digest.example/subscription/" + "t" * 32,
+    )
+    email = tmp_path / "email.html"
+    email.write_text(html)  # the real email, for a person to open
+    probe = tmp_path / "probe.html"
+    probe.write_text(PROBE)  # a page that frames the email and measures it
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=800,4000",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=3000",
+    ]
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    title = dom.split("<title>", 1)[1].split("</title>", 1)[0].replace("&quot;", '"')
+    layout = json.loads(title)
+    assert layout["cards"] == 5 and layout["visible"] == 5
+    assert layout["scrollWidth"] <= layout["viewport"] == 375, "no horizontal scrolling on a phone"
+    assert layout["widest"] <= 375.5
+    shot = tmp_path / "email-375.png"
+    subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", probe.as_uri()], capture_output=True, timeout=120
+    )
+    assert shot.stat().st_size > 10_000
