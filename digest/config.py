@@ -53,6 +53,9 @@ class FeedSettings:
         20 * 1024 * 1024, "a feed larger than this fails (real ones are < 5 MB)"
     )
     concurrency: int = setting(8, "feeds fetched at once during a poll")
+    alert_after_failures: int = setting(
+        6, "a feed failing this many polls in a row raises one alert"
+    )
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,14 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class OrchestrationSettings:
+    cpu_pool: str = setting("cpu", "work pool for polling, extraction and the digest")
+    gpu_pool: str = setting("gpu", "work pool for transcription (add workers here to scale out)")
+    whisper_slots: int = setting(1, "global concurrency limit 'whisper': transcriptions at once")
+    llm_requests_per_minute: int = setting(60, "rate limit 'llm' on chat completions")
+
+
+@dataclass(frozen=True)
 class WebSettings:
     base_url: str = setting(
         "http://localhost:8025", "where readers reach `digest web`: unsubscribe links point here"
@@ -165,6 +176,7 @@ SECTIONS: dict[str, type] = {
     "extraction": ExtractionSettings,
     "digest": DigestSettings,
     "smtp": SmtpSettings,
+    "orchestration": OrchestrationSettings,
     "web": WebSettings,
 }
 
@@ -177,6 +189,7 @@ class Config:
     extraction: ExtractionSettings = ExtractionSettings()
     digest: DigestSettings = DigestSettings()
     smtp: SmtpSettings = SmtpSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
     web: WebSettings = WebSettings()
     secrets: Secrets = field(default=Secrets(), repr=False)
     # Relative paths in the file resolve against the file's folder (else the cwd).

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -192,6 +192,7 @@ class ChatExtractor:
         overlap_tokens: int,
         json_retries: int,
         match_threshold: float,
+        throttle: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.prompt = prompt
@@ -203,6 +204,7 @@ class ChatExtractor:
         self.overlap_tokens = overlap_tokens
         self.json_retries = json_retries
         self.match_threshold = match_threshold
+        self.throttle = throttle  # called before every request: a rate limit can wait there
 
     def extract(self, transcript: Transcript, episode: EpisodeContext, usage: Usage) -> Outcome:
         """Insights for one transcript; every call made (even on failure) lands in `usage`."""
@@ -237,6 +239,8 @@ class ChatExtractor:
         }
         problem = ""
         for _attempt in range(self.json_retries + 1):
+            if self.throttle:
+                self.throttle()
             started = time.monotonic()
             try:
                 kwargs: dict[str, Any] = (

@@ -181,6 +181,8 @@ class FeedPollResult:
     new_episodes: int = 0
     skipped_episodes: int = 0
     error: str | None = None
+    new_episode_ids: tuple[str, ...] = ()  # pending work this poll found
+    consecutive_failures: int = 0  # after this poll
 
 
 def to_json(value: Any) -> Any:

@@ -14,6 +14,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -54,6 +55,7 @@ class Transcriber:
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # one request at a time on the pipe
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
@@ -73,6 +75,12 @@ class Transcriber:
         *,
         timeout: float,
         progress: Progress | None = None,
+    ) -> Transcript:
+        with self._lock:
+            return self._transcribe(path, options, timeout, progress)
+
+    def _transcribe(
+        self, path: Path, options: WhisperOptions, timeout: float, progress: Progress | None
     ) -> Transcript:
         process = self._start()
         assert process.stdin is not None and process.stdout is not None

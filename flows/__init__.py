@@ -1,5 +1,5 @@
 """Prefect flows: thin wiring of the `digest` stages (tasks call `digest.jobs` functions).
 
-The flows themselves (poll-feeds, process-episode, daily-digest, digest-pipeline)
-arrive with the orchestration issue; until then the CLI calls `digest.jobs` directly.
+`flows.pipeline` holds the four flows (poll-feeds, process-episode, daily-digest,
+digest-pipeline); `flows.deployments` serves them with their schedules.
 """

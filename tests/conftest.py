@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
+
+# Prefect state of in-process runs (ephemeral mode) stays in the test session, never
+# in ~/.prefect; set before anything imports prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="digest-test-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("DIGEST_CONFIG", None)
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,4 +113,25 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
     yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(
+    pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One real Prefect server for the session, on PostgreSQL: the production topology."""
+    from tests.support.prefect_server import PrefectServer
+
+    engine = sa.create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text('CREATE DATABASE "prefect"'))
+    engine.dispose()
+    url = pg_server.url("prefect").replace("postgresql+psycopg", "postgresql+asyncpg")
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
+    yield server
+    import logging
+
+    for handler in logging.getLogger("prefect").handlers:
+        handler.flush()  # ship in-process run logs before the server goes away
     server.stop()

@@ -146,14 +146,15 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"Error: {bad}: unknown setting 'poll_every' in [feeds]; known: poll_interval_minutes, "
-        "allow_private_addresses, lookback_hours, timeout_seconds, max_feed_bytes, concurrency"
+        "allow_private_addresses, lookback_hours, timeout_seconds, max_feed_bytes, concurrency, "
+        "alert_after_failures"
     ]
 
 
 def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_path: Path) -> None:
     digest("init", "--sample")
     out = digest("run").output
-    assert "3 transcribed (0 from the publisher" in out and "0 failed" in out
+    assert "Processed 3 episode(s): 3 completed, 0 failed." in out
     episodes = json.loads(digest("episodes", "--json").output)
     assert {(e["status"], e["transcript_source"], e["transcript_engine"]) for e in episodes} == {
         ("extracted", "whisper", "faster-whisper")

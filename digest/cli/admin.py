@@ -95,3 +95,13 @@ def models_convert_ct2(source: str, out: Path) -> None:
         f"{dims['n_audio_state']} wide, vocabulary {dims['n_vocab']}. Use it with "
         f'[transcription] backend = "openai-whisper", model = "{out}".'
     )
+
+
+@cli.command()
+@click.pass_obj
+def serve(app: App) -> None:
+    """Serve every deployment with its schedule in this process (Ctrl-C stops)."""
+    from flows.deployments import serve_all
+
+    _ = app.store  # migrate before the first scheduled run; fail fast on a bad database
+    serve_all(str(Path(app.config_path).resolve()) if app.config_path else None)

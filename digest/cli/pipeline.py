@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -191,10 +192,26 @@ def run(app: App) -> None:
         raise InvalidInput(
             "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
         )
-    print_poll(jobs.poll_feeds(app.store, app.config))
-    print_process(run_process(app))
-    print_extract(run_extract(app))
-    print_send(app, jobs.send_digests(app.store, app.config))
+    # One code path: the same Prefect flow the scheduler runs. With PREFECT_API_URL set the
+    # run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
+    from flows.pipeline import digest_pipeline
+
+    config_path = str(Path(app.config_path).resolve()) if app.config_path else None
+    summary = digest_pipeline(config_path=config_path)
+    console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
+    outcomes: dict[str, str] = summary["episodes"]
+    failed = [i for i, outcome in outcomes.items() if outcome != "completed"]
+    console.print(
+        f"Processed {len(outcomes)} episode(s): {len(outcomes) - len(failed)} completed, "
+        f"{len(failed)} failed."
+    )
+    for episode_id in failed:
+        console.print(f"[red]✗[/] {app.store.episodes.get(episode_id).error}")
+    report = summary["digest"]
+    if isinstance(report, jobs.SendReport):
+        print_send(app, report)
+    else:
+        console.print(f"[red]✗[/] the daily digest did not go out completely: {report}")
 
 
 @cli.command()

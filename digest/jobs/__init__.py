@@ -6,7 +6,7 @@ record their results and turn one item's failure into data, so the batch goes on
 
 from digest.jobs.clock import utcnow
 from digest.jobs.extract import Extractor, ExtractResult, backend_for
-from digest.jobs.poll import feed_client, poll_feeds
+from digest.jobs.poll import feed_client, poll_feed, poll_feeds
 from digest.jobs.preview import cost_usd, digest_items
 from digest.jobs.process import Processor, ProcessResult
 from digest.jobs.send import SendReport, SendResult, send_digests
@@ -22,6 +22,7 @@ __all__ = [
     "cost_usd",
     "digest_items",
     "feed_client",
+    "poll_feed",
     "poll_feeds",
     "send_digests",
     "utcnow",

@@ -8,6 +8,7 @@ never the whole archive.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -46,7 +47,14 @@ def backend_for(config: Config) -> str:
 class Extractor:
     """Extracts episodes one by one with one client and one prompt."""
 
-    def __init__(self, store: Store, config: Config, client: Any = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        client: Any = None,
+        *,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         e = config.extraction
@@ -72,6 +80,7 @@ class Extractor:
                 overlap_tokens=e.overlap_tokens,
                 json_retries=e.json_retries,
                 match_threshold=e.match_threshold,
+                throttle=throttle,
             )
             self.version = self.chat.version
         else:

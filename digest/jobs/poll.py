@@ -39,6 +39,13 @@ def poll_feeds(
     ]
 
 
+def poll_feed(
+    store: Store, config: Config, feed: Feed, client: GuardedClient, now: datetime | None = None
+) -> FeedPollResult:
+    """Fetch and record one feed: the unit an orchestrator runs as one task."""
+    return _record(store, config, feed, _fetch(client, feed, config), now or utcnow())
+
+
 def _fetch(client: GuardedClient, feed: Feed, config: Config) -> FetchResult | Exception:
     try:
         return fetch_feed(
@@ -79,7 +86,7 @@ def _record(
         store.feeds.record_success(
             feed.id, now, title=parsed.title, etag=outcome.etag, modified=outcome.last_modified
         )
-        return FeedPollResult(feed.url, "updated", len(pending), len(skipped))
+        return FeedPollResult(feed.url, "updated", len(pending), len(skipped), None, tuple(pending))
     except DigestError as exc:
         message = str(exc) if feed.url in str(exc) else f"{feed.url}: {exc}"
     except Exception as exc:  # a bug or a library surprise: still only this feed fails
@@ -87,4 +94,5 @@ def _record(
         message = f"{feed.url}: unexpected {type(exc).__name__}: {exc}"
     log.info("feed failed: %s", message)
     store.feeds.record_failure(feed.id, now, message)
-    return FeedPollResult(feed.url, "failed", error=message)
+    failures = feed.consecutive_failures + 1
+    return FeedPollResult(feed.url, "failed", error=message, consecutive_failures=failures)

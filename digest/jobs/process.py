@@ -13,12 +13,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from digest.captions import parse_transcript
 from digest.config import Config
-from digest.errors import DigestError, FetchError, TranscriptError
+from digest.errors import DigestError, FetchError, MediaError, TranscriptError
 from digest.jobs.clock import utcnow
 from digest.media import check_audio, download, media_path, sha256_file
 from digest.models import Episode, Transcript
@@ -50,10 +52,19 @@ class Hooks:
     transcribing: Callable[[float, float], None] | None = None  # (done, total) seconds
 
 
-class Processor:
-    """Processes episodes one by one with one HTTP client and one warm Whisper worker."""
+Guard = Callable[[], AbstractContextManager[Any]]
 
-    def __init__(self, store: Store, config: Config) -> None:
+
+class Processor:
+    """Processes episodes one by one with one HTTP client and one warm Whisper worker.
+
+    `process` runs every step and records a failure on the episode. The steps
+    (`ready`, `download`, `transcribe_media`) raise instead, so an orchestrator can
+    run each as a task with its own retries and call `fail` when retries run out.
+    `whisper_guard` wraps each Whisper run (Prefect holds a concurrency slot there).
+    """
+
+    def __init__(self, store: Store, config: Config, *, whisper_guard: Guard = nullcontext) -> None:
         self.store = store
         self.config = config
         self.options: WhisperOptions = resolve_options(config)  # config errors fail fast
@@ -63,6 +74,7 @@ class Processor:
             timeout=min(float(t.download_timeout_seconds), 300.0),
         )
         self.transcriber = Transcriber()
+        self.whisper_guard = whisper_guard
         self.media_dir = config.state_dir / "media"
         self.transcript_dir = config.state_dir / "transcripts"
 
@@ -82,21 +94,99 @@ class Processor:
         """Transcribe one episode; any failure is recorded on it and returned, not raised."""
         hooks = hooks or Hooks()
         try:
-            existing = None if force else self.store.transcripts.get(episode.id)
-            if existing is not None:
-                self._mark_transcribed(episode)
-                return self._result(episode, existing.transcript, "cached")
-            stored = self._from_publisher(episode) or self._from_audio(episode, force, hooks)
-            self._write_json(stored)
-            self._mark_transcribed(episode)
-            return self._result(episode, stored.transcript, "transcribed")
-        except DigestError as exc:
+            done = self.ready(episode, force=force)
+            if done is not None:
+                return done
+            media = self.download(episode, hooks)
+            return self.transcribe_media(episode, media, force=force, hooks=hooks)
+        except Exception as exc:
+            return self.fail(episode, exc)
+
+    def fail(self, episode: Episode, exc: BaseException) -> ProcessResult:
+        """Record why the episode failed (its attempts count up) and say so."""
+        if isinstance(exc, DigestError):
             message = f"{episode.title!r}: {exc}"
-        except Exception as exc:  # a library surprise still fails only this episode
-            log.exception("unexpected error processing %s", episode.id)
+        else:  # a library surprise still fails only this episode
+            log.error("unexpected error processing %s", episode.id, exc_info=exc)
             message = f"{episode.title!r}: unexpected {type(exc).__name__}: {exc}"
         self.store.episodes.record_failure(episode.id, utcnow(), message)
         return ProcessResult(episode.id, episode.title, "failed", error=message)
+
+    def ready(self, episode: Episode, *, force: bool = False) -> ProcessResult | None:
+        """A transcript without Whisper: the stored one, else the publisher's; or None."""
+        existing = None if force else self.store.transcripts.get(episode.id)
+        if existing is not None:
+            self._mark_transcribed(episode)
+            return self._result(episode, existing.transcript, "cached")
+        stored = self._from_publisher(episode)
+        return self._finish(episode, stored) if stored else None
+
+    def download(self, episode: Episode, hooks: Hooks | None = None) -> Path:
+        """The enclosure on disk, checked to be audio within the length limit."""
+        if not episode.enclosure_url:
+            raise TranscriptError("no audio enclosure and no usable publisher transcript")
+        t = self.config.transcription
+        target = media_path(self.media_dir, episode.id, episode.enclosure_url)
+        download(
+            self.client,
+            episode.enclosure_url,
+            target,
+            max_bytes=t.max_audio_bytes,
+            timeout=float(t.download_timeout_seconds),
+            feed_url=episode.feed_url,
+            progress=(hooks or Hooks()).downloaded,
+        )
+        try:
+            check_audio(
+                target, label=episode.enclosure_url, max_seconds=t.max_duration_hours * 3600
+            )
+        except MediaError:
+            target.unlink(missing_ok=True)  # retrying cannot turn it into audio
+            raise
+        return target
+
+    def transcribe_media(
+        self, episode: Episode, media: Path, *, force: bool = False, hooks: Hooks | None = None
+    ) -> ProcessResult:
+        """Whisper (or the transcript of identical audio) for downloaded media."""
+        t = self.config.transcription
+        try:
+            audio_hash = sha256_file(media)
+            key = self.options.cache_key()
+            reused = None if force else self.store.transcripts.find_by_audio(audio_hash, key)
+            transcript = reused.transcript if reused else self._whisper(media, hooks or Hooks())
+            if not transcript.segments:
+                raise TranscriptError("Whisper heard no speech in the audio")
+            stored = self.store.transcripts.save(
+                episode.id, transcript, utcnow(), options_key=key, audio_sha256=audio_hash
+            )
+        finally:
+            if not t.keep_audio:
+                media.unlink(missing_ok=True)
+        return self._finish(episode, stored)
+
+    def _whisper(self, media: Path, hooks: Hooks) -> Transcript:
+        duration = check_audio(media, label=media.name, max_seconds=float("inf"))
+        on_progress = hooks.transcribing
+
+        def report(done: float) -> None:
+            if on_progress is not None:
+                on_progress(done, duration)
+
+        with self.whisper_guard():
+            return self.transcriber.transcribe(
+                media,
+                self.options,
+                timeout=float(self.config.transcription.timeout_seconds),
+                progress=report,
+            )
+
+    def _finish(self, episode: Episode, stored: StoredTranscript) -> ProcessResult:
+        t = stored.transcript
+        log.info("%s: %.0f s transcript from %s (%s)", episode.title, t.duration, t.engine, t.model)
+        self._write_json(stored)
+        self._mark_transcribed(episode)
+        return self._result(episode, stored.transcript, "transcribed")
 
     def _result(
         self, episode: Episode, transcript: Transcript, outcome: Literal["transcribed", "cached"]
@@ -139,48 +229,6 @@ class Processor:
             )
             return None
         return self.store.transcripts.save(episode.id, transcript, utcnow())
-
-    def _from_audio(self, episode: Episode, force: bool, hooks: Hooks) -> StoredTranscript:
-        if not episode.enclosure_url:
-            raise TranscriptError("no audio enclosure and no usable publisher transcript")
-        t = self.config.transcription
-        target = media_path(self.media_dir, episode.id, episode.enclosure_url)
-        try:
-            download(
-                self.client,
-                episode.enclosure_url,
-                target,
-                max_bytes=t.max_audio_bytes,
-                timeout=float(t.download_timeout_seconds),
-                feed_url=episode.feed_url,
-                progress=hooks.downloaded,
-            )
-            duration = check_audio(
-                target, label=episode.enclosure_url, max_seconds=t.max_duration_hours * 3600
-            )
-            audio_hash = sha256_file(target)
-            key = self.options.cache_key()
-            reused = None if force else self.store.transcripts.find_by_audio(audio_hash, key)
-            if reused is not None:
-                transcript = reused.transcript
-            else:
-                on_progress = hooks.transcribing
-
-                def report(done: float) -> None:
-                    if on_progress is not None:
-                        on_progress(done, duration)
-
-                transcript = self.transcriber.transcribe(
-                    target, self.options, timeout=float(t.timeout_seconds), progress=report
-                )
-            if not transcript.segments:
-                raise TranscriptError("Whisper heard no speech in the audio")
-            return self.store.transcripts.save(
-                episode.id, transcript, utcnow(), options_key=key, audio_sha256=audio_hash
-            )
-        finally:
-            if not t.keep_audio:
-                target.unlink(missing_ok=True)
 
     def _write_json(self, stored: StoredTranscript) -> None:
         """A readable copy beside the database: `state/transcripts/<episode id>.json`."""

@@ -1,0 +1,97 @@
+"""What operators see on each run in the Prefect UI: tables, markdown and progress."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from digest import jobs, render
+from digest.config import Config
+from digest.jobs.process import Hooks
+from digest.models import FeedPollResult
+from digest.prompts import timestamp
+from digest.store import Store
+
+
+def poll_table(results: list[FeedPollResult]) -> None:
+    rows = [
+        {
+            "feed": r.feed_url,
+            "outcome": r.outcome,
+            "new": r.new_episodes,
+            "skipped": r.skipped_episodes,
+            "error": r.error or "",
+        }
+        for r in results
+    ]
+    create_table_artifact(
+        table=rows, key="new-episodes", description="Feeds polled and episodes found"
+    )
+
+
+def insights_markdown(store: Store, episode_id: str, result: jobs.ExtractResult) -> None:
+    episode = store.episodes.get(episode_id)
+    lines = [f"# {episode.show_title}: {episode.title}", ""]
+    for insight in store.insights.for_episode(episode_id):
+        at = timestamp(insight.start_seconds) if insight.start_seconds is not None else "?"
+        lines += [
+            f"**[{at}] importance {insight.importance}** {insight.text}",
+            "",
+            f"> {insight.quote}",
+            "",
+        ]
+    if result.dropped:
+        lines += ["## Dropped by the grounding check", ""]
+        lines += [f"- {reason}: {text[:120]}" for text, reason in result.dropped]
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key=f"insights-{episode_id.lower()}",
+        description="Grounded insights",
+    )
+
+
+def send_results(store: Store, config: Config, report: jobs.SendReport) -> None:
+    dates = sorted({r.date for r in report.results})
+    for day in dates:
+        items = jobs.digest_items(store, config, day)
+        create_markdown_artifact(
+            markdown=f"```\n{render.render_email(day, items).text}\n```",
+            key="digest-preview",
+            description=f"The digest for {day}",
+        )
+    rows: list[dict[str, Any]] = [
+        {"email": r.email, "date": r.date, "outcome": r.outcome, "error": r.error or ""}
+        for r in report.results
+    ]
+    create_table_artifact(
+        table=rows or [{"outcome": "nobody due"}], key="send-results", description="Deliveries"
+    )
+
+
+class TranscriptionProgress:
+    """A progress artifact updated at most every few seconds while Whisper runs."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.artifact_id: Any = None
+        self.last = 0.0
+
+    def hooks(self) -> Hooks:
+        def transcribing(done: float, total: float) -> None:
+            percent = min(100.0, 100.0 * done / total) if total else 0.0
+            if self.artifact_id is None:
+                self.artifact_id = create_progress_artifact(
+                    percent, description=f"Transcribing {self.title}"
+                )
+            elif time.monotonic() - self.last > 3 or percent >= 100:
+                update_progress_artifact(self.artifact_id, percent)
+            self.last = time.monotonic()
+
+        return Hooks(transcribing=transcribing)

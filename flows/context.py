@@ -1,0 +1,57 @@
+"""One config, store and warm Whisper worker per process, shared by every task run."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from prefect.concurrency.sync import concurrency
+
+from digest.config import Config, load_config
+from digest.jobs import Processor
+from digest.store import Store
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def context(config_path: str | None) -> tuple[Config, Store]:
+    config = load_config(config_path)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    from prefect.settings import PREFECT_API_URL
+
+    o = config.orchestration
+    ensure_limits(PREFECT_API_URL.value(), o.whisper_slots, o.llm_requests_per_minute)
+    return config, Store(config.database_url)
+
+
+@lru_cache(maxsize=8)
+def ensure_limits(api_url: str | None, whisper_slots: int, llm_per_minute: int) -> None:
+    """The global limits the tasks take: `whisper` (strict) and the `llm` rate limit.
+
+    deploy/bootstrap.py creates them for a server; this makes a fresh server or
+    Prefect's ephemeral mode work too. Upserting is idempotent."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name("whisper", whisper_slots)
+        if llm_per_minute:
+            client.upsert_global_concurrency_limit_by_name(
+                "llm", llm_per_minute, slot_decay_per_second=llm_per_minute / 60
+            )
+
+
+_processors: dict[str | None, Processor] = {}
+
+
+def processor(config_path: str | None) -> Processor:
+    """A long-lived Processor: the Whisper model loads once per worker process."""
+    with _lock:
+        if config_path not in _processors:
+            config, store = context(config_path)
+            _processors[config_path] = Processor(
+                store,
+                config,
+                whisper_guard=lambda: concurrency("whisper", occupy=1, strict=True),
+            )
+        return _processors[config_path]
