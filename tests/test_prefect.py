@@ -8,7 +8,6 @@ process worker on a work pool, alerts at a webhook, and the UI itself.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from digest.store import Store
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.prefect_server import PrefectServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_digest_run_against_a_server_shows_runs_tasks_and_artifacts(
 
 
 @pytest.mark.skipif(
-    shutil.which("chromium") is None,
+    CHROMIUM is None,
     reason="Debian's chromium is needed; scripts/test.sh installs it",
 )
 def test_the_prefect_ui_lists_the_flow_runs(prefect_server: PrefectServer, tmp_path: Path) -> None:
@@ -178,32 +178,26 @@ def test_the_prefect_ui_lists_the_flow_runs(prefect_server: PrefectServer, tmp_p
 
     with temporary_settings({PREFECT_API_URL: prefect_server.api}):
         state = ui_probe(return_state=True)
-    run_name = state.state_details.flow_run_id
-    assert run_name
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,2000",
-        "--virtual-time-budget=20000",
-    ]
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", f"{prefect_server.url}/runs"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
-    assert "ui-probe" in dom, dom[-2000:]
-    subprocess.run(
-        ["chromium", *flags, f"--screenshot={tmp_path / 'runs.png'}", f"{prefect_server.url}/runs"],
-        capture_output=True,
-        timeout=180,
+    assert state.is_completed()
+    dom = chromium(
+        tmp_path / "profile",
+        "--dump-dom",
+        f"{prefect_server.url}/runs",
+        width=1400,
+        height=2000,
+        wait_ms=20000,
     )
+    assert "ui-probe" in dom, dom[-2000:]
+    shot = tmp_path / "runs.png"
+    chromium(
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        f"{prefect_server.url}/runs",
+        width=1400,
+        height=2000,
+        wait_ms=20000,
+    )
+    assert shot.stat().st_size > 10_000
 
 
 # ---------------------------------------------------------------- serving, workers, alerts

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from digest.jobs.send import frozen_items, send_digests
 from digest.render import render_email
 from digest.store import Store
 from digest.web import WebApp, make_server
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.seed import seed_insights
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -117,7 +116,6 @@ def test_cli_send_run_and_unsubscribe_by_token(
     assert alice["status"] == "active"
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Headless Chromium will not make a window narrower than 500 px, so the email is
 # measured inside a 375 px iframe: a real 375 px viewport, where @media rules apply.
 PROBE = """<!DOCTYPE html><html><body style="margin:0">
@@ -151,32 +149,12 @@ def test_the_email_fits_a_phone_screen_in_chromium(
     email.write_text(html)  # the real email, for a person to open
     probe = tmp_path / "probe.html"
     probe.write_text(PROBE)  # a page that frames the email and measures it
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=800,4000",
-        "--allow-file-access-from-files",
-        "--virtual-time-budget=3000",
-    ]
-    dom = subprocess.run(
-        [CHROMIUM, *flags, "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = chromium(tmp_path / "profile", "--dump-dom", probe.as_uri())
     title = dom.split("<title>", 1)[1].split("</title>", 1)[0].replace("&quot;", '"')
     layout = json.loads(title)
     assert layout["cards"] == 5 and layout["visible"] == 5
     assert layout["scrollWidth"] <= layout["viewport"] == 375, "no horizontal scrolling on a phone"
     assert layout["widest"] <= 375.5
     shot = tmp_path / "email-375.png"
-    subprocess.run(
-        [CHROMIUM, *flags, f"--screenshot={shot}", probe.as_uri()], capture_output=True, timeout=120
-    )
+    chromium(tmp_path / "profile", f"--screenshot={shot}", probe.as_uri())
     assert shot.stat().st_size > 10_000
