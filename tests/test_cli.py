@@ -211,3 +211,22 @@ def test_preview_json_is_the_public_contract(digest: Any) -> None:
     html = digest("preview", "--format", "html").output
     assert html.lstrip().startswith("<!DOCTYPE html>") and "#t=" in html
     assert "must be YYYY-MM-DD" in digest("preview", "--date", "tomorrow", ok=False).output
+
+
+def test_status_reports_llm_tokens_and_estimated_cost_per_day(digest: Any, tmp_path: Path) -> None:
+    from digest.jobs.clock import utcnow
+    from digest.store import Store
+
+    digest("init")
+    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
+        calls = [
+            {"prompt_tokens": 12_000, "completion_tokens": 800, "latency_ms": 900, "outcome": "ok"}
+        ] * 2
+        store.insights.record_calls(None, "gpt-4o-mini", "v1", calls, utcnow())
+        store.insights.record_calls(None, "local-llama", "v1", calls[:1], utcnow())
+    usage = {u["model"]: u for u in json.loads(digest("status", "--json").output)["llm_usage"]}
+    assert usage["gpt-4o-mini"]["calls"] == 2 and usage["gpt-4o-mini"]["prompt_tokens"] == 24_000
+    assert usage["gpt-4o-mini"]["cost_usd"] == pytest.approx(2 * (12_000 * 0.15 + 800 * 0.60) / 1e6)
+    assert usage["local-llama"]["cost_usd"] is None, "no price configured: no invented cost"
+    text = digest("status").output
+    assert "24,000 in / 1,600 out tokens, ~$0.0046" in text and "unknown cost" in text
