@@ -55,3 +55,15 @@ def processor(config_path: str | None) -> Processor:
                 whisper_guard=lambda: concurrency("whisper", occupy=1, strict=True),
             )
         return _processors[config_path]
+
+
+ACTIVE_PROMPT_VARIABLE = "digest-active-prompt"
+
+
+def prompt_override() -> str | None:
+    """The Prefect Variable `digest-active-prompt`, if set: operators switch prompts from
+    the UI without a deploy; unset, `[extraction] prompt` decides."""
+    from prefect.variables import Variable
+
+    value = Variable.get(ACTIVE_PROMPT_VARIABLE, default=None)
+    return str(value) if value else None

@@ -28,7 +28,7 @@ from digest import jobs
 from digest.errors import BlockedURL, ConfigError, MediaError, TooLarge
 from digest.models import FeedPollResult
 from flows import artifacts
-from flows.context import context, processor
+from flows.context import context, processor, prompt_override
 
 # Prefect ships the `digest` logger's records to the UI; make sure INFO gets that far
 # even when the host process configured the root logger for warnings only.
@@ -140,7 +140,10 @@ def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.Extra
     config, store = context(config_path)
     per_minute = config.orchestration.llm_requests_per_minute
     extractor = jobs.Extractor(
-        store, config, throttle=lambda: rate_limit("llm", occupy=1) if per_minute else None
+        store,
+        config,
+        throttle=lambda: rate_limit("llm", occupy=1) if per_minute else None,
+        prompt=prompt_override(),
     )
     result = extractor.extract(store.episodes.get(episode_id), force=force)
     artifacts.insights_markdown(store, episode_id, result)
@@ -208,7 +211,8 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     config, store = context(config_path)
     new = poll_feeds(config_path, enqueue=False)
     todo = store.episodes.processable(max_attempts=config.transcription.max_attempts)
-    todo += [e for e in jobs.Extractor(store, config).pending() if e.id not in {t.id for t in todo}]
+    extractor = jobs.Extractor(store, config, prompt=prompt_override())
+    todo += [e for e in extractor.pending() if e.id not in {t.id for t in todo}]
     outcomes = {}
     for episode in todo:
         state = process_episode(episode.id, config_path, return_state=True)

@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from digest.errors import DigestError
 from digest.extract import ExtractionError, parse_answer, plan_windows, tokens
 from digest.grounding import TranscriptIndex, text_problem
 from digest.jobs.clock import utcnow
 from digest.jobs.extract import Extractor
 from digest.models import Segment, Transcript
-from digest.prompts import load_prompt, templates_root
+from digest.prompts import templates_root
 from digest.store import Store
 from tests.support.fake_openai import (
     FakeOpenAI,
@@ -369,14 +368,3 @@ def test_long_transcripts_send_each_token_about_once(
     assert sent / sum(len(s.text) for s in transcript.segments) <= 1.15
     starts = [i.start_seconds for i in store.insights.for_episode("ep-a")]
     assert len(starts) == len(set(starts)), "no insight is taken twice from an overlap"
-
-
-def test_prompt_template_errors_name_the_file(tmp_path: Path) -> None:
-    (tmp_path / "broken.j2").write_text(
-        "{% block system %}Hi {{ nope }}{% endblock %}{% block user %}x{% endblock %}"
-    )
-    prompt = load_prompt("broken", str(tmp_path))
-    with pytest.raises(DigestError, match=r"broken\.j2.*nope"):
-        prompt.render()
-    with pytest.raises(DigestError, match="known prompts: broken"):
-        load_prompt("missing", str(tmp_path))

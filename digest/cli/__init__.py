@@ -3,10 +3,10 @@
 One module per family of commands; importing them registers them on `cli`.
 """
 
-from digest.cli import admin, pipeline, setup
+from digest.cli import admin, pipeline, prompts, setup
 from digest.cli.base import cli
 
-__all__ = ["admin", "cli", "main", "pipeline", "setup"]
+__all__ = ["admin", "cli", "main", "pipeline", "prompts", "setup"]
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from digest.extractive import extract_passages, extractive_version
 from digest.grounding import TranscriptIndex
 from digest.jobs.clock import utcnow
 from digest.models import Episode, Insight, Transcript
-from digest.prompts import load_prompt
+from digest.prompts import Prompt, load_prompt
 from digest.store import Store
 
 log = logging.getLogger("digest.extract")
@@ -44,6 +44,48 @@ def backend_for(config: Config) -> str:
     return "openai" if config.secrets.openai_api_key or e.base_url else "extractive"
 
 
+EXTRACTIVE = "extractive"  # the offline backend, usable wherever a prompt name is
+
+
+def chat_extractor(
+    config: Config,
+    prompt: Prompt,
+    client: Any = None,
+    throttle: Callable[[], None] | None = None,
+) -> ChatExtractor:
+    """The LLM backend for one prompt: its front matter overrides the config defaults."""
+    from openai import OpenAI
+
+    e = config.extraction
+    client = client or OpenAI(
+        api_key=config.secrets.openai_api_key or "unused",
+        base_url=e.base_url or None,
+        timeout=e.timeout_seconds,
+        max_retries=e.max_retries,
+    )
+    meta = prompt.meta
+    return ChatExtractor(
+        client,
+        prompt,
+        meta.model or e.model,
+        temperature=e.temperature if meta.temperature is None else meta.temperature,
+        max_insights=meta.max_insights or e.max_insights_per_window,
+        window_tokens=e.window_tokens,
+        overlap_tokens=e.overlap_tokens,
+        json_retries=e.json_retries,
+        match_threshold=e.match_threshold,
+        throttle=throttle,
+    )
+
+
+def active_prompt(config: Config, override: str | None = None) -> str:
+    """The prompt in force: an override (the Prefect Variable), else `[extraction] prompt`;
+    `extractive` when no LLM is configured."""
+    if backend_for(config) == EXTRACTIVE:
+        return EXTRACTIVE
+    return override or config.extraction.prompt
+
+
 class Extractor:
     """Extracts episodes one by one with one client and one prompt."""
 
@@ -54,38 +96,20 @@ class Extractor:
         client: Any = None,
         *,
         throttle: Callable[[], None] | None = None,
+        prompt: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
-        e = config.extraction
-        self.backend = backend_for(config)
+        self.prompt_name = active_prompt(config, prompt)
+        self.backend = "openai" if self.prompt_name != EXTRACTIVE else EXTRACTIVE
         if self.backend == "openai":
-            from openai import OpenAI
-
-            self.model = e.model
-            prompt = load_prompt(e.prompt, e.prompts_dir)
-            client = client or OpenAI(
-                api_key=config.secrets.openai_api_key or "unused",
-                base_url=e.base_url or None,
-                timeout=e.timeout_seconds,
-                max_retries=e.max_retries,
-            )
-            self.chat: ChatExtractor | None = ChatExtractor(
-                client,
-                prompt,
-                e.model,
-                temperature=e.temperature,
-                max_insights=e.max_insights_per_window,
-                window_tokens=e.window_tokens,
-                overlap_tokens=e.overlap_tokens,
-                json_retries=e.json_retries,
-                match_threshold=e.match_threshold,
-                throttle=throttle,
-            )
+            loaded = load_prompt(self.prompt_name, config.extraction.prompts_dir)
+            self.chat: ChatExtractor | None = chat_extractor(config, loaded, client, throttle)
+            self.model = self.chat.model
             self.version = self.chat.version
         else:
             self.chat = None
-            self.model = "extractive"
+            self.model = EXTRACTIVE
             self.version = extractive_version()
 
     def pending(self, now: datetime | None = None) -> list[Episode]:

@@ -1,0 +1,218 @@
+"""The editors' workbench: run a prompt on transcripts without touching the digest,
+and score prompts side by side on fixed measures computed in code.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+from digest.captions import parse_transcript
+from digest.config import Config
+from digest.errors import DigestError, InvalidInput
+from digest.extract import EpisodeContext, Outcome, Usage, Window, ground
+from digest.extractive import extract_passages, extractive_version
+from digest.grounding import TranscriptIndex, word_set_similarity
+from digest.jobs.extract import EXTRACTIVE, chat_extractor
+from digest.jobs.preview import cost_usd
+from digest.models import DigestItem, Transcript
+from digest.prompts import load_prompt, templates_root
+from digest.select import select_top
+from digest.store import Store
+
+SPEAKING_RATE = 2.5  # words per second, to place untimed text files on a timeline
+ATTRIBUTION = re.compile(
+    r"\b(argues?|says?|said|claims?|believes?|suggests?|contends?|according to|thinks?|"
+    r"warns?|explains?|notes?|points out|in (his|her|their) view|"
+    r"the (host|guest|speaker|author)s?)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One transcript to try a prompt on."""
+
+    label: str
+    transcript: Transcript
+    context: EpisodeContext
+
+
+@dataclass(frozen=True)
+class Trial:
+    prompt: str
+    version: str
+    model: str
+    sample: Sample
+    outcome: Outcome | None
+    seconds: float
+    error: str | None = None
+
+
+def from_file(path: Path) -> Sample:
+    """A transcript file (VTT, SRT, JSON, HTML or text); untimed text gets estimated times."""
+    content = path.read_bytes()
+    words = len(content.split())
+    try:
+        transcript = parse_transcript(content, url=str(path), duration=words / SPEAKING_RATE)
+    except DigestError as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+    context = EpisodeContext(path.stem, "", path.parent.name, path.stem, "", None)
+    return Sample(path.name, transcript, context)
+
+
+def from_store(store: Store, episode_id: str) -> Sample:
+    episode = store.episodes.get(episode_id)
+    stored = store.transcripts.get(episode.id)
+    if stored is None:
+        raise InvalidInput(
+            f"episode {episode_id} has no transcript yet; run `digest process` first"
+        )
+    context = EpisodeContext(
+        episode.id,
+        stored.text_sha256,
+        episode.show_title,
+        episode.title,
+        episode.summary,
+        episode.published_at,
+    )
+    return Sample(episode.title, stored.transcript, context)
+
+
+def eval_set(folder: Path | None) -> list[Sample]:
+    folder = folder or templates_root() / "eval"
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in {".txt", ".vtt", ".srt", ".json", ".html"}
+    )
+    if not files:
+        raise InvalidInput(f"{folder}: no transcripts (.txt, .vtt, .srt, .json) to evaluate on")
+    return [from_file(p) for p in files]
+
+
+def run_prompt(
+    config: Config, name: str, samples: Sequence[Sample], client: object = None
+) -> list[Trial]:
+    """Extract with one prompt (or `extractive`) from each sample; nothing is stored."""
+    trials = []
+    if name == EXTRACTIVE:
+        version, model = extractive_version(), EXTRACTIVE
+        for sample in samples:
+            started = time.monotonic()
+            proposals = extract_passages(sample.transcript, config.digest.insights)
+            window = Window(1, 1, sample.transcript.segments, 0.0, float("inf"))
+            outcome = ground(
+                [(p, window) for p in proposals],
+                TranscriptIndex(sample.transcript),
+                sample.context,
+                version,
+                model,
+                config.extraction.match_threshold,
+                Usage(),
+            )
+            trials.append(Trial(name, version, model, sample, outcome, time.monotonic() - started))
+        return trials
+    extractor = chat_extractor(config, load_prompt(name, config.extraction.prompts_dir), client)
+    for sample in samples:
+        started = time.monotonic()
+        usage = Usage()
+        try:
+            outcome = extractor.extract(sample.transcript, sample.context, usage)
+            trials.append(
+                Trial(
+                    name,
+                    extractor.version,
+                    extractor.model,
+                    sample,
+                    outcome,
+                    time.monotonic() - started,
+                )
+            )
+        except DigestError as exc:
+            trials.append(
+                Trial(
+                    name,
+                    extractor.version,
+                    extractor.model,
+                    sample,
+                    None,
+                    time.monotonic() - started,
+                    str(exc),
+                )
+            )
+    return trials
+
+
+def well_formed(text: str) -> bool:
+    """2-3 sentences and 25-90 words: the shape of the sample digest's insights."""
+    sentences = len(re.findall(r"[.!?](?=\s|$)", text.strip()))
+    return 2 <= sentences <= 3 and 25 <= len(text.split()) <= 90
+
+
+def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
+    """Fixed measures for one prompt over an evaluation set (higher is better unless noted)."""
+    outcomes = [t.outcome for t in trials if t.outcome is not None]
+    insights = [i for o in outcomes for i in o.insights]
+    not_found = sum(
+        reason == "quote not found in the transcript" for o in outcomes for _, reason in o.dropped
+    )
+    proposed = len(insights) + sum(len(o.dropped) for o in outcomes)
+    duplicates = sum(
+        any(
+            word_set_similarity(a.text, b.text) > config.digest.similarity_threshold
+            for b in insights
+            if b is not a
+        )
+        for a in insights
+    )
+    items = [
+        DigestItem(i, t.sample.context.show_title, t.sample.label, "", "", None)
+        for t in trials
+        if t.outcome
+        for i in t.outcome.insights
+    ]
+    top = select_top(
+        items,
+        count=config.digest.insights,
+        max_per_episode=config.digest.max_per_episode,
+        similarity=config.digest.similarity_threshold,
+    )
+    with_insights = len({i.insight.episode_id for i in items})
+    calls = [c for o in outcomes for c in o.usage.calls]
+    prompt_tokens = sum(c["prompt_tokens"] for c in calls)
+    completion_tokens = sum(c["completion_tokens"] for c in calls)
+    model = trials[0].model if trials else ""
+    cost = cost_usd(config, model, prompt_tokens, completion_tokens)
+    episodes = max(len(trials), 1)
+    return {
+        "episodes failed": float(sum(t.outcome is None for t in trials)),
+        "insights per episode": len(insights) / episodes,
+        "grounding rate": (proposed - not_found) / proposed if proposed else 0.0,
+        "well-formed share (2-3 sentences, 25-90 words)": mean(
+            well_formed(i.text) for i in insights
+        )
+        if insights
+        else 0.0,
+        "near-duplicate rate (lower is better)": duplicates / len(insights) if insights else 0.0,
+        "spread across episodes (top N)": len({t.insight.episode_id for t in top})
+        / min(len(top), with_insights)
+        if top
+        else 0.0,
+        "attributed share": mean(bool(ATTRIBUTION.search(i.text)) for i in insights)
+        if insights
+        else 0.0,
+        "tokens per episode": (prompt_tokens + completion_tokens) / episodes,
+        "cost per episode (USD)": (cost or 0.0) / episodes,
+        "latency per episode (s)": mean(t.seconds for t in trials) if trials else 0.0,
+    }
+
+
+GATES = ("grounding rate", "well-formed share (2-3 sentences, 25-90 words)")
+
+
+def worse_on_gates(candidate: dict[str, float], active: dict[str, float]) -> list[str]:
+    """Measures on which the candidate is worse than the active prompt: they block a switch."""
+    return [m for m in GATES if candidate[m] < active[m] - 1e-9]
