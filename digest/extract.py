@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from digest.errors import DigestError
 from digest.grounding import TranscriptIndex, text_problem, word_set_similarity
-from digest.models import Insight, Segment, Transcript
+from digest.models import Episode, Insight, Segment, Transcript
 from digest.prompts import Prompt, defang
 
 log = logging.getLogger("digest.extract")
@@ -168,6 +168,17 @@ class EpisodeContext:
     episode_title: str
     summary: str
     published_at: datetime | None
+
+    @classmethod
+    def of(cls, episode: Episode, text_sha256: str) -> EpisodeContext:
+        return cls(
+            episode.id,
+            text_sha256,
+            episode.show_title,
+            episode.title,
+            episode.summary,
+            episode.published_at,
+        )
 
 
 @dataclass

@@ -138,14 +138,7 @@ class Extractor:
         if not force and self.store.insights.has_extraction(key):
             self._mark(episode, "extracted")
             return ExtractResult(episode.id, episode.title, "cached")
-        context = EpisodeContext(
-            episode.id,
-            stored.text_sha256,
-            episode.show_title,
-            episode.title,
-            episode.summary,
-            episode.published_at,
-        )
+        context = EpisodeContext.of(episode, stored.text_sha256)
         usage = Usage()
         try:
             outcome = self._run(stored.transcript, context, usage)

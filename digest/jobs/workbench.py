@@ -72,15 +72,7 @@ def from_store(store: Store, episode_id: str) -> Sample:
         raise InvalidInput(
             f"episode {episode_id} has no transcript yet; run `digest process` first"
         )
-    context = EpisodeContext(
-        episode.id,
-        stored.text_sha256,
-        episode.show_title,
-        episode.title,
-        episode.summary,
-        episode.published_at,
-    )
-    return Sample(episode.title, stored.transcript, context)
+    return Sample(episode.title, stored.transcript, EpisodeContext.of(episode, stored.text_sha256))
 
 
 def eval_set(folder: Path | None) -> list[Sample]:
@@ -104,7 +96,7 @@ def run_prompt(
             started = time.monotonic()
             proposals = extract_passages(sample.transcript, config.digest.insights)
             window = Window(1, 1, sample.transcript.segments, 0.0, float("inf"))
-            outcome = ground(
+            grounded = ground(
                 [(p, window) for p in proposals],
                 TranscriptIndex(sample.transcript),
                 sample.context,
@@ -113,36 +105,21 @@ def run_prompt(
                 config.extraction.match_threshold,
                 Usage(),
             )
-            trials.append(Trial(name, version, model, sample, outcome, time.monotonic() - started))
+            trials.append(Trial(name, version, model, sample, grounded, time.monotonic() - started))
         return trials
     extractor = chat_extractor(config, load_prompt(name, config.extraction.prompts_dir), client)
     for sample in samples:
         started = time.monotonic()
-        usage = Usage()
+        outcome: Outcome | None = None
+        error = None
         try:
-            outcome = extractor.extract(sample.transcript, sample.context, usage)
-            trials.append(
-                Trial(
-                    name,
-                    extractor.version,
-                    extractor.model,
-                    sample,
-                    outcome,
-                    time.monotonic() - started,
-                )
-            )
+            outcome = extractor.extract(sample.transcript, sample.context, Usage())
         except DigestError as exc:
-            trials.append(
-                Trial(
-                    name,
-                    extractor.version,
-                    extractor.model,
-                    sample,
-                    None,
-                    time.monotonic() - started,
-                    str(exc),
-                )
-            )
+            error = str(exc)
+        elapsed = time.monotonic() - started
+        trials.append(
+            Trial(name, extractor.version, extractor.model, sample, outcome, elapsed, error)
+        )
     return trials
 
 
