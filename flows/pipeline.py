@@ -15,6 +15,8 @@ from typing import Any
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "digest,openai,httpx")
 # Library code also logs outside flow runs (CLI commands, a serve process between runs).
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# Ephemeral mode starts a local server; it must not phone home (nor log errors offline).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from prefect import flow, task
 from prefect.concurrency.sync import rate_limit
