@@ -22,7 +22,6 @@ from digest.prompts import templates_root, timestamp
 HEADER = "We scan new podcasts and send you the top {n} insights daily."
 UNSUBSCRIBE = "%%UNSUBSCRIBE_URL%%"  # placeholders: URL-safe, so safe in HTML and text
 MANAGE = "%%MANAGE_URL%%"
-GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after this much HTML
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -135,11 +134,3 @@ def render_email(date: str, items: Sequence[DigestItem], archive_url: str = "") 
     html = _INLINER.inline(env.get_template("digest.html.j2").render(**context))
     text = env.get_template("digest.txt.j2").render(**context)
     return EmailContent(date, context["subject"], text, html)
-
-
-def render_text(date: str, items: Sequence[DigestItem]) -> str:
-    return render_email(date, items).text
-
-
-def render_html(date: str, items: Sequence[DigestItem]) -> str:
-    return render_email(date, items).html

@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from digest.config import Config
+from digest.jobs.preview import frozen_items
 from digest.prompts import templates_root
 from digest.render import render_email
 from digest.store import Store
@@ -57,11 +58,9 @@ class WebApp:
         return 404, self.page("Not found")
 
     def _day(self, day: str) -> tuple[int, str]:
-        frozen = self.store.digests.get(day)
-        if frozen is None:
+        items = frozen_items(self.store, day)
+        if items is None:
             return 404, self.page("Not found", message=f"There is no digest for {day}.")
-        by_id = {i.insight.id: i for i in self.store.insights.for_date(day)}
-        items = [by_id[i] for i in frozen.insight_ids if i in by_id]
         _, html = render_email(day, items, archive_url="/archive").personalise(
             "/archive", "/archive"
         )

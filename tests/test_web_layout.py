@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.jobs.clock import utcnow
-from digest.jobs.send import frozen_items, send_digests
+from digest.jobs.send import items_for, send_digests
 from digest.render import render_email
 from digest.store import Store
 from digest.web import WebApp, make_server
@@ -140,7 +140,7 @@ def test_the_email_fits_a_phone_screen_in_chromium(
 ) -> None:
     config = make_config()
     seed_insights(store, config, show="A show with an extraordinarily long name that goes on " * 3)
-    items = frozen_items(store, config, "2026-11-23", NOW, freeze=False)
+    items = items_for(store, config, "2026-11-23", NOW, freeze=False)
     _, html = render_email("2026-11-23", items, "https://digest.example/archive").personalise(
         "https://digest.example/unsubscribe/" + "t" * 32,
         "https://digest.example/subscription/" + "t" * 32,

@@ -7,18 +7,29 @@ from datetime import datetime, timedelta
 from digest.config import Config
 from digest.jobs.clock import utcnow
 from digest.models import DigestItem
-from digest.select import rank_key, select_top
+from digest.select import select_top
 from digest.store import Store
+
+
+def frozen_items(store: Store, date: str) -> list[DigestItem] | None:
+    """A date's frozen digest in the order its email showed it; None if it has none."""
+    frozen = store.digests.get(date)
+    if frozen is None:
+        return None
+    by_id = {i.insight.id: i for i in store.insights.for_date(date)}
+    return [by_id[i] for i in frozen.insight_ids if i in by_id]
 
 
 def digest_items(
     store: Store, config: Config, date: str, now: datetime | None = None
 ) -> list[DigestItem]:
-    """Frozen insights for a date that has a digest, else today's selection from candidates."""
-    used = store.insights.for_date(date)
-    if used:
-        return sorted(used, key=rank_key)
-    now = now or utcnow()
+    """The date's frozen digest if it has one, else what would be selected now."""
+    frozen = frozen_items(store, date)
+    return frozen if frozen is not None else selection(store, config, now or utcnow())
+
+
+def selection(store: Store, config: Config, now: datetime) -> list[DigestItem]:
+    """The top insights among current candidates, as the next digest would take them."""
     since = now - timedelta(hours=config.digest.lookback_hours)
     return select_top(
         store.insights.candidates(since),

@@ -29,7 +29,7 @@ from digest.deliver import (
     new_message_id,
 )
 from digest.jobs.clock import utcnow
-from digest.jobs.preview import digest_items
+from digest.jobs.preview import frozen_items, selection
 from digest.models import DigestItem, Subscriber
 from digest.render import render_email, subject_for
 from digest.store import Store
@@ -62,15 +62,14 @@ def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | Non
     return local.date().isoformat() if local.time() >= time(hour, minute) else None
 
 
-def frozen_items(
+def items_for(
     store: Store, config: Config, date: str, now: datetime, *, freeze: bool
 ) -> list[DigestItem]:
     """The date's insights in the order the email shows them; freezing them if asked."""
-    existing = store.digests.get(date)
-    if existing is not None:
-        by_id = {i.insight.id: i for i in store.insights.for_date(date)}
-        return [by_id[i] for i in existing.insight_ids if i in by_id]
-    items = digest_items(store, config, date, now)
+    frozen = frozen_items(store, date)
+    if frozen is not None:
+        return frozen
+    items = selection(store, config, now)
     if items and freeze:
         store.digests.freeze(date, subject_for(date, items), [i.insight.id for i in items], now)
     return items
@@ -118,7 +117,7 @@ def _send_day(
     dry_run: bool,
     report: SendReport,
 ) -> None:
-    items = frozen_items(store, config, day, now, freeze=not dry_run)
+    items = items_for(store, config, day, now, freeze=not dry_run)
     if not items:
         report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
         return

@@ -171,10 +171,6 @@ class InsightRepo:
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(query)]
 
-    def mark_used(self, ids: Sequence[str], date: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insights.update().where(insights.c.id.in_(ids)).values(digest_date=date))
-
     def usage_by_day(self, since: datetime) -> builtins.list[dict[str, Any]]:
         day = sa.func.substr(sa.cast(llm_calls.c.created_at, sa.String), 1, 10)
         query = (
