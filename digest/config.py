@@ -77,9 +77,16 @@ class TranscriptionSettings:
     beam_size: int = setting(5, "1 is greedy (fastest); 5 was 7 WER points better on test speech")
     vad_filter: bool = setting(True, "skip silence and music with Silero VAD (ships in the wheel)")
     batch_size: int = setting(0, "0: sequential decoding; > 0: BatchedInferencePipeline batch")
-    cpu_threads: int = setting(0, "0: let CTranslate2 use every core")
+    cpu_threads: int = setting(
+        1, "CTranslate2 threads per window; 1 is fastest for tiny/base (docs/benchmarks.md)"
+    )
+    parallel_windows: int = setting(
+        0, "windows transcribed at once (faster-whisper on CPU); 0: one per CPU core"
+    )
     language: str = setting("", "spoken language code; empty: detect (English for *.en models)")
-    window_seconds: int = setting(600, "audio decoded and transcribed per window: bounds memory")
+    window_seconds: int = setting(
+        300, "audio per window: bounds memory (about 1 MB per second with faster-whisper)"
+    )
     timeout_seconds: int = setting(4 * 3600, "an episode still transcribing after this is stopped")
     base_url: str = setting("", "backend openai: any OpenAI-compatible /v1 endpoint")
     keep_audio: bool = setting(False, "keep downloaded media after transcription")

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from digest.audio import PCM, SAMPLE_RATE, iter_windows, to_wav
+from digest.audio import PCM, SAMPLE_RATE, iter_windows, probe, to_wav
 from digest.config import Config
 from digest.errors import ConfigError, TranscriptError
 from digest.models import Segment, Transcript
 
 Progress = Callable[[float], None]  # seconds of audio transcribed so far
 UPLOAD_WINDOW_SECONDS = 780  # 16-bit 16 kHz WAV stays under the API's 25 MiB limit
+MIN_PARALLEL_WINDOW_SECONDS = 60  # shorter windows lose more context than parallelism gains
 LOCAL_MODEL_NAMES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "large")
 
 
@@ -38,9 +44,10 @@ class WhisperOptions:
     beam_size: int = 5
     vad_filter: bool = True
     batch_size: int = 0
-    cpu_threads: int = 0
+    cpu_threads: int = 1
+    parallel_windows: int = 1  # windows decoded at once; also decides how a file is windowed
     language: str = ""
-    window_seconds: int = 600
+    window_seconds: int = 300
     base_url: str = ""
     api_key: str = field(default="", repr=False)
 
@@ -70,11 +77,27 @@ def resolve_options(config: Config) -> WhisperOptions:
         vad_filter=t.vad_filter,
         batch_size=t.batch_size,
         cpu_threads=t.cpu_threads,
+        parallel_windows=_parallel_windows(t.backend, t.device, t.batch_size, t.parallel_windows),
         language=t.language or ("en" if t.model.endswith(".en") else ""),
         window_seconds=window,
         base_url=t.base_url,
         api_key=config.secrets.openai_api_key,
     )
+
+
+def _parallel_windows(backend: str, device: str, batch_size: int, configured: int) -> int:
+    """One window per core on CPU: one CTranslate2 thread per window beats many threads on one
+    window for small models (measured in docs/benchmarks.md); a GPU or a batch is one stream."""
+    if configured > 0:
+        return configured
+    if backend != "faster-whisper" or batch_size > 0 or device == "cuda":
+        return 1
+    if device == "auto":
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() > 0:
+            return 1
+    return max(1, os.cpu_count() or 1)
 
 
 def _model_path(backend: str, model: str, state_dir: Path) -> str:
@@ -113,12 +136,14 @@ def _model_path(backend: str, model: str, state_dir: Path) -> str:
 
 class Engine(Protocol):
     name: str
+    concurrent: bool  # may transcribe several windows at once from different threads
 
     def transcribe(self, pcm: PCM, progress: Progress) -> tuple[list[Segment], str]: ...
 
 
 class FasterWhisperEngine:
     name = "faster-whisper"
+    concurrent = True
 
     def __init__(self, options: WhisperOptions) -> None:
         import ctranslate2
@@ -135,6 +160,7 @@ class FasterWhisperEngine:
             device=device,
             compute_type=compute,
             cpu_threads=options.cpu_threads,
+            num_workers=max(1, options.parallel_windows),  # true parallelism across threads
             local_files_only=True,
         )
         self.runner: Any = BatchedInferencePipeline(model) if options.batch_size > 0 else model
@@ -159,6 +185,7 @@ class FasterWhisperEngine:
 
 class OpenAIWhisperEngine:
     name = "openai-whisper"
+    concurrent = False  # its decoder installs hooks on the shared model: not thread-safe
 
     def __init__(self, options: WhisperOptions) -> None:
         try:
@@ -193,6 +220,7 @@ class HostedEngine:
     """OpenAI's transcription API or any server that speaks it (`base_url`)."""
 
     name = "openai"
+    concurrent = False  # one upload at a time keeps within the API's rate limits
 
     def __init__(self, options: WhisperOptions) -> None:
         from openai import OpenAI
@@ -245,23 +273,51 @@ ENGINES: dict[str, Callable[[WhisperOptions], Engine]] = {
 }
 
 
+def window_seconds(duration: float, options: WhisperOptions) -> float:
+    """Windows short enough that every parallel slot gets one, never below a minute."""
+    if options.parallel_windows <= 1 or duration <= 0:
+        return options.window_seconds
+    share = math.ceil(duration / options.parallel_windows)
+    return max(MIN_PARALLEL_WINDOW_SECONDS, min(options.window_seconds, share))
+
+
 def transcribe_file(
     path: Path, options: WhisperOptions, engine: Engine, progress: Progress | None = None
 ) -> Transcript:
-    """Transcribe window by window, shifting each window's segments to episode time."""
-    segments: list[Segment] = []
-    language = ""
-    for offset, pcm in iter_windows(path, options.window_seconds):
+    """Transcribe window by window, shifting each window's segments to episode time.
 
-        def report(seconds: float, base: float = offset) -> None:
+    With `parallel_windows` > 1 and an engine that allows it, that many windows are
+    decoded at once; at most that many (plus one being decoded from the file) are held
+    in memory, and segments are joined in order however the windows finish.
+    """
+    slots = options.parallel_windows if engine.concurrent else 1
+    windows = iter_windows(path, window_seconds(probe(path), options))
+    done_seconds: dict[float, float] = {}
+    lock = threading.Lock()
+
+    def run(offset: float, pcm: PCM) -> tuple[float, list[Segment], str]:
+        def report(seconds: float) -> None:
+            with lock:  # progress is the total transcribed, whichever window moved
+                done_seconds[offset] = seconds
+                total = sum(done_seconds.values())
             if progress:
-                progress(base + seconds)
+                progress(total)
 
         pieces, detected = engine.transcribe(pcm, report)
-        language = language or detected
-        segments.extend(
-            Segment(offset + s.start, offset + s.end, s.text, s.speaker) for s in pieces if s.text
-        )
+        return offset, pieces, detected
+
+    segments: list[Segment] = []
+    language = ""
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="whisper") as pool:
+        pending: deque[Future[tuple[float, list[Segment], str]]] = deque()
+        for offset, pcm in windows:
+            pending.append(pool.submit(run, offset, pcm))
+            if len(pending) == slots:
+                detected = _collect(pending.popleft(), segments)
+                language = language or detected  # the first window's language names the file
+        while pending:
+            detected = _collect(pending.popleft(), segments)
+            language = language or detected
     return Transcript(
         language=language or options.language,
         segments=tuple(segments),
@@ -269,3 +325,11 @@ def transcribe_file(
         engine=engine.name,
         model=options.model,
     )
+
+
+def _collect(future: Future[tuple[float, list[Segment], str]], segments: list[Segment]) -> str:
+    offset, pieces, detected = future.result()
+    segments.extend(
+        Segment(offset + s.start, offset + s.end, s.text, s.speaker) for s in pieces if s.text
+    )
+    return detected

@@ -19,20 +19,19 @@ from zoneinfo import ZoneInfo
 
 from digest.config import Config
 from digest.deliver import (
+    Composer,
     ConnectionFailed,
     DeliveryError,
     OutboxTransport,
     SmtpTransport,
     Transport,
-    build_message,
-    links_for,
     new_message_id,
 )
 from digest.jobs.clock import utcnow
 from digest.jobs.preview import frozen_items, selection
 from digest.models import DigestItem, Subscriber
 from digest.render import render_email, subject_for
-from digest.store import Store
+from digest.store import Delivery, Store
 
 log = logging.getLogger("digest.send")
 Outcome = Literal["sent", "failed", "rejected", "dry-run", "nothing-to-send", "not-attempted"]
@@ -87,10 +86,15 @@ def send_digests(
     """Send every due, unsent (subscriber, date) message; `date` sends that date to all."""
     now = now or utcnow()
     plan: dict[str, list[Subscriber]] = {}
+    ledger: dict[str, dict[int, Delivery]] = {}  # one query per date, not per subscriber
     for subscriber in store.subscribers.list(status="active"):
         day = date or due_date(subscriber, config, now)
-        done = store.digests.delivery(subscriber.id, day) if day else None
-        if day and not (done and done.status in ("sent", "rejected")):
+        if day is None:
+            continue
+        if day not in ledger:
+            ledger[day] = {d.subscriber_id: d for d in store.digests.deliveries(day)}
+        done = ledger[day].get(subscriber.id)
+        if not (done and done.status in ("sent", "rejected")):
             plan.setdefault(day, []).append(subscriber)
     report = SendReport()
     smtp = transport or (
@@ -99,7 +103,8 @@ def send_digests(
     try:
         for day, subscribers in sorted(plan.items()):
             outbox = OutboxTransport(config.state_dir / "outbox" / day)
-            _send_day(store, config, day, subscribers, smtp or outbox, now, dry_run, report)
+            batch = Batch(day, subscribers, ledger[day])
+            _send_day(store, config, batch, smtp or outbox, now, dry_run, report)
             report.outbox.extend(outbox.written)
     finally:
         if smtp:
@@ -107,16 +112,25 @@ def send_digests(
     return report
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One date's recipients, with what the ledger already says about each."""
+
+    day: str
+    subscribers: list[Subscriber]
+    ledger: dict[int, Delivery]
+
+
 def _send_day(
     store: Store,
     config: Config,
-    day: str,
-    subscribers: list[Subscriber],
+    batch: Batch,
     transport: Transport,
     now: datetime,
     dry_run: bool,
     report: SendReport,
 ) -> None:
+    day, subscribers = batch.day, batch.subscribers
     items = items_for(store, config, day, now, freeze=not dry_run)
     if not items:
         report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
@@ -124,11 +138,11 @@ def _send_day(
     content = render_email(
         day, items, archive_url=f"{config.web.base_url.rstrip('/')}/archive/{day}"
     )
+    composer = Composer(content, config.web.base_url, config.digest.sender)
     for n, subscriber in enumerate(subscribers):
-        earlier = store.digests.delivery(subscriber.id, day)
+        earlier = batch.ledger.get(subscriber.id)
         message_id = earlier.message_id if earlier else new_message_id(config.digest.sender)
-        links = links_for(subscriber, config.web.base_url, config.digest.sender)
-        message = build_message(content, subscriber, links, config.digest.sender, message_id)
+        message = composer.compose(subscriber, message_id)
         if dry_run:
             report.results.append(SendResult(subscriber.email, day, "dry-run"))
             continue

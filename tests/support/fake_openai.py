@@ -158,6 +158,7 @@ class FakeOpenAI:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # the default 5 drops SYNs under concurrent clients
 
             def handle_error(self, request: object, client_address: object) -> None:
                 pass

@@ -36,6 +36,7 @@ class LoopbackServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
+        self.bytes_sent = 0  # response bodies, for benchmarks that report transfer
         self._lock = threading.Lock()
         server = self
 
@@ -49,6 +50,10 @@ class LoopbackServer:
                 server._serve(self)
 
         class Server(ThreadingHTTPServer):
+            # The default backlog of 5 drops SYNs when many clients connect at once,
+            # and each drop costs the client a one-second retransmit.
+            request_queue_size = 128
+
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # clients hanging up mid-body is what several tests are about
 
@@ -115,6 +120,8 @@ class LoopbackServer:
             h.wfile.flush()
             h.close_connection = True
             return None
+        with self._lock:
+            self.bytes_sent += len(route.body)
         return self._reply(
             h, route.status, route.body, route.content_type, headers, route.trickle, self.closed
         )

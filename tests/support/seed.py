@@ -24,10 +24,10 @@ def corpus_transcript(name: str, seconds_per_paragraph: float = 20.0) -> Transcr
     return Transcript("en", segments, "publisher", "publisher:text", "text")
 
 
-def seed_insights(
-    store: Store, config: Config, show: str = "Model Minds", scripts: tuple[str, ...] = SCRIPTS
-) -> None:
-    """One feed, one episode per script, transcribed and extracted (extractive backend)."""
+def seed_transcripts(
+    store: Store, show: str = "Model Minds", scripts: tuple[str, ...] = SCRIPTS, **kwargs: float
+) -> list[str]:
+    """One feed, one transcribed episode per script (publisher-style timed text); their ids."""
     feed = store.feeds.add(f"https://{len(store.feeds.list())}.example/feed", utcnow(), title=show)
     items = "".join(
         f"<item><title>Episode {n}: {name}</title><guid>{name}</guid><link>https://show.example/{n}</link>"
@@ -40,7 +40,15 @@ def seed_insights(
     ids = [f"{feed.id}-{name}" for name in scripts]
     store.episodes.upsert(feed, ids, parsed.episodes, utcnow(), lambda i: ("transcribed", None))
     for episode_id, name in zip(ids, scripts, strict=True):
-        store.transcripts.save(episode_id, corpus_transcript(name), utcnow())
+        store.transcripts.save(episode_id, corpus_transcript(name, **kwargs), utcnow())
+    return ids
+
+
+def seed_insights(
+    store: Store, config: Config, show: str = "Model Minds", scripts: tuple[str, ...] = SCRIPTS
+) -> None:
+    """One feed, one episode per script, transcribed and extracted (extractive backend)."""
+    seed_transcripts(store, show, scripts)
     extractor = Extractor(store, config)
     for episode in extractor.pending():
         extractor.extract(episode)

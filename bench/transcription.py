@@ -1,0 +1,252 @@
+"""Transcription: the default engine against the alternatives, same audio, same weights.
+
+Each configuration runs in its own process (so peak RSS and CPU time are its own),
+loads the model once, transcribes a short clip untimed (warm-up), then transcribes
+the benchmark audio `repeats` times through the pipeline's own `transcribe_file`
+(PyAV decoding and windows included). openai-whisper gets a checkpoint converted
+from the very same CTranslate2 tiny.en weights (`digest models convert-ct2`).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, TARGET_HEADERS, cpu_seconds, peak_rss_mb, table, verdict
+
+DEFAULT = "default"
+# name -> overrides of the pipeline's [transcription] defaults
+MATRIX: dict[str, dict[str, Any]] = {
+    DEFAULT: {},
+    "fw int8 beam5 sequential": {"parallel_windows": 1},
+    "fw int8 beam5 4 threads": {"parallel_windows": 1, "cpu_threads": 4},
+    "fw int8 beam1 vad": {"compute_type": "int8", "beam_size": 1, "vad_filter": True},
+    "fw int8 beam5 no-vad": {"compute_type": "int8", "beam_size": 5, "vad_filter": False},
+    "fw float32 beam5 vad": {"compute_type": "float32", "beam_size": 5, "vad_filter": True},
+    "fw float32 beam1 vad": {"compute_type": "float32", "beam_size": 1, "vad_filter": True},
+    "fw int8 batched8 beam5": {"compute_type": "int8", "batch_size": 8, "beam_size": 5},
+    "fw int8 batched8 beam1": {"compute_type": "int8", "batch_size": 8, "beam_size": 1},
+    "openai-whisper fp32 beam5": {"backend": "openai-whisper", "beam_size": 5},
+    "openai-whisper fp32 beam1": {"backend": "openai-whisper", "beam_size": 1},
+}
+QUICK = (DEFAULT, "fw int8 beam5 sequential", "openai-whisper fp32 beam5")
+REFERENCE = "openai-whisper fp32 beam5"  # the reference implementation at its CLI defaults
+TARGET_SPEEDUP = 4.0
+TARGET_WER_POINTS = 1.0
+TARGET_AUDIO_PER_CPU = 10.0
+TARGET_LONG_RSS_MB = 1536.0
+
+
+def options_for(overrides: dict[str, Any], checkpoint: Path) -> Any:
+    """What the pipeline would run with these [transcription] settings (the rest default)."""
+    from digest.config import load_config
+    from digest.transcribe import resolve_options
+
+    config = load_config(None)
+    if overrides.get("backend") == "openai-whisper":
+        overrides = {**overrides, "model": str(checkpoint)}
+    settings = replace(config.transcription, **overrides)
+    return resolve_options(replace(config, transcription=settings))
+
+
+def measure(options: Any, audio: list[Path], warmup: Path, repeats: int) -> dict[str, Any]:
+    """In the worker process: load once, warm up, time `repeats` passes over `audio`."""
+    import time
+
+    from digest.transcribe import ENGINES, transcribe_file
+
+    start = time.perf_counter()
+    engine = ENGINES[options.backend](options)
+    load_s = time.perf_counter() - start
+    transcribe_file(warmup, options, engine)
+    walls, cpus, texts = [], [], []
+    for _ in range(repeats):
+        cpu, start = cpu_seconds(), time.perf_counter()
+        transcripts = [transcribe_file(path, options, engine) for path in audio]
+        walls.append(time.perf_counter() - start)
+        cpus.append(cpu_seconds() - cpu)
+        texts = [" ".join(s.text for s in t.segments) for t in transcripts]
+    return {
+        "load_s": load_s,
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+        "walls": walls,
+        "peak_rss_mb": peak_rss_mb(),
+        "texts": texts,
+    }
+
+
+def run_config(name: str, audio: list[Path], warmup: Path, repeats: int, ckpt: Path) -> dict:
+    """One configuration in a fresh worker process."""
+    request = {
+        "overrides": MATRIX[name],
+        "audio": [str(p) for p in audio],
+        "warmup": str(warmup),
+        "repeats": repeats,
+        "checkpoint": str(ckpt),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.transcription", json.dumps(request)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{name}: {done.stderr.strip()[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def checkpoint() -> Path:
+    """openai-whisper weights converted from the same tiny.en CTranslate2 model."""
+    out = ROOT / "state" / "bench" / "tiny.en.pt"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "digest.cli", "models", "convert-ct2", "tiny.en", str(out)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return out
+
+
+def pooled_wer(references: list[str], texts: list[str]) -> float:
+    """All files' word errors over all their reference words (not a mean of rates)."""
+    from digest.wer import normalise_words, word_error_rate
+
+    words = [len(normalise_words(r)) for r in references]
+    pairs = zip(references, texts, words, strict=True)
+    errors = sum(word_error_rate(r, t) * n for r, t, n in pairs)
+    return errors / sum(words)
+
+
+def run(quick: bool, repeats: int) -> dict[str, Any]:
+    """The matrix on the benchmark audio; the full run adds noise and a 3-hour episode."""
+    from bench.audio import SCRIPTS, duration, looped, script_text, spoken
+
+    if quick:
+        clean = [script_text("kimi-k2", 330)]  # about 140 s of speech
+        noisy: list[str] = []
+        names: tuple[str, ...] = QUICK
+    else:
+        clean = [script_text(name) for name in SCRIPTS]
+        noisy = [clean[0]]
+        names = tuple(MATRIX)
+    references = clean + noisy
+    audio = [spoken(t) for t in clean] + [spoken(t, noisy=True) for t in noisy]
+    warmup = spoken(script_text("mercury-2", 40))
+    seconds = sum(duration(a) for a in audio)
+    clean_seconds = sum(duration(a) for a in audio[: len(clean)])
+    ckpt = checkpoint()
+    rows = {}
+    for name in names:
+        r = run_config(name, audio, warmup, repeats, ckpt)
+        texts = r.pop("texts")
+        rows[name] = {
+            **r,
+            "audio_s": seconds,
+            "real_time_factor": seconds / r["wall_s"],
+            "audio_s_per_cpu_s": seconds / r["cpu_s"],
+            "wer": pooled_wer(clean, texts[: len(clean)]),
+            "wer_noisy": pooled_wer(noisy, texts[len(clean) :]) if noisy else None,
+        }
+        print(f"  transcription: {name} done ({r['wall_s']:.1f} s per pass)", flush=True)
+    long_episode = None
+    if not quick:
+        source = looped(audio[0], 3.0)
+        r = run_config(DEFAULT, [source], warmup, 1, ckpt)
+        r.pop("texts")
+        long_episode = {**r, "audio_s": duration(source)}
+    default, reference = rows[DEFAULT], rows[REFERENCE]
+    return {
+        "inputs": {
+            "clean_audio_s": clean_seconds,
+            "noisy_audio_s": seconds - clean_seconds,
+            "files": len(audio),
+            "reference_words": sum(len(t.split()) for t in references),
+        },
+        "repeats": repeats,
+        "configs": rows,
+        "default_options": default["options"],
+        "speedup_vs_openai_whisper": reference["wall_s"] / default["wall_s"],
+        "wer_default": default["wer"],
+        "wer_openai_whisper": reference["wer"],
+        "audio_s_per_cpu_s": default["audio_s_per_cpu_s"],
+        "long_episode": long_episode,
+    }
+
+
+def targets(r: dict[str, Any]) -> list[list[Any]]:
+    """Each target the issue sets, the measured value, and whether it was met."""
+    points = (r["wer_default"] - r["wer_openai_whisper"]) * 100
+    summary: list[list[Any]] = [
+        ["speed-up over openai-whisper (beam 5)", f"{r['speedup_vs_openai_whisper']:.1f}×",
+         f"≥ {TARGET_SPEEDUP:g}×", verdict(r["speedup_vs_openai_whisper"], TARGET_SPEEDUP)],
+        ["WER vs openai-whisper", f"{r['wer_default'] * 100:.1f} % vs "
+         f"{r['wer_openai_whisper'] * 100:.1f} % ({points:+.1f} pt)",
+         f"≤ +{TARGET_WER_POINTS:g} pt", verdict(points, TARGET_WER_POINTS, at_most=True)],
+        ["audio seconds per CPU second", f"{r['audio_s_per_cpu_s']:.1f}",
+         f"≥ {TARGET_AUDIO_PER_CPU:g}", verdict(r["audio_s_per_cpu_s"], TARGET_AUDIO_PER_CPU)],
+    ]  # fmt: skip
+    long_episode = r["long_episode"]
+    if long_episode:
+        summary.append(
+            ["3-hour episode peak RSS", f"{long_episode['peak_rss_mb']:.0f} MB "
+             f"({long_episode['audio_s'] / long_episode['wall_s']:.1f}× real time)",
+             f"< {TARGET_LONG_RSS_MB:g} MB",
+             verdict(long_episode["peak_rss_mb"], TARGET_LONG_RSS_MB, at_most=True)]
+        )  # fmt: skip
+    else:
+        target = f"< {TARGET_LONG_RSS_MB:g} MB"
+        summary.append(["3-hour episode peak RSS", "full run only", target, ""])
+    return summary
+
+
+def report(r: dict[str, Any]) -> str:
+    noisy = r["inputs"]["noisy_audio_s"] > 0
+    headers = ["configuration", "wall s", "× real time", "audio s / CPU s", "peak RSS MB",
+               "WER %"] + (["WER % noisy"] if noisy else [])  # fmt: skip
+    rows = []
+    for name, x in r["configs"].items():
+        row = [name + (" ◀" if name == DEFAULT else ""), f"{x['wall_s']:.1f}",
+               f"{x['real_time_factor']:.1f}", f"{x['audio_s_per_cpu_s']:.1f}",
+               f"{x['peak_rss_mb']:.0f}", f"{x['wer'] * 100:.1f}"]  # fmt: skip
+        if noisy:
+            row.append(f"{x['wer_noisy'] * 100:.1f}")
+        rows.append(row)
+    o = r["default_options"]
+    default = (
+        f"default = faster-whisper {o['compute_type']} beam {o['beam_size']}, VAD "
+        f"{'on' if o['vad_filter'] else 'off'}, {o['parallel_windows']} windows at once × "
+        f"{o['cpu_threads']} thread"
+    )
+    inputs = r["inputs"]
+    title = (
+        f"Transcription — tiny.en, {inputs['clean_audio_s']:.0f} s of espeak-ng speech"
+        + (f" + {inputs['noisy_audio_s']:.0f} s with pink noise" if noisy else "")
+        + f", median of {r['repeats']} ({default})"
+    )
+    return (
+        table(title, headers, rows)
+        + "\n\n"
+        + table("Transcription against targets", TARGET_HEADERS, targets(r))
+    )
+
+
+def main() -> None:
+    """Worker entry point: one JSON request in argv, one JSON line out."""
+    request = json.loads(sys.argv[1])
+    options = options_for(request["overrides"], Path(request["checkpoint"]))
+    audio = [Path(p) for p in request["audio"]]
+    result = measure(options, audio, Path(request["warmup"]), request["repeats"])
+    result["options"] = {k: v for k, v in vars(options).items() if k != "api_key"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

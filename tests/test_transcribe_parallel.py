@@ -1,0 +1,117 @@
+"""Parallel windows: one window per core, joined in order, progress that only grows.
+
+The speed-up itself is a benchmark figure (docs/benchmarks.md); these tests pin down
+what must hold whatever the speed: windows tile the file, segments come back in
+episode order with the right offsets, an engine that is not thread-safe is never
+called concurrently, and the real engine's words survive the split.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.audio import PCM, SAMPLE_RATE, probe
+from digest.models import Segment
+from digest.transcribe import (
+    FasterWhisperEngine,
+    Progress,
+    resolve_options,
+    transcribe_file,
+    window_seconds,
+)
+from digest.wer import word_error_rate
+from tests.test_process import WER_BOUND
+
+Clips = dict[str, tuple[Path, str]]
+
+
+class RecordingEngine:
+    """A stand-in engine that reports each window as one segment and records overlap."""
+
+    name = "recording"
+
+    def __init__(self, concurrent: bool) -> None:
+        self.concurrent = concurrent
+        self.active = 0
+        self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def transcribe(self, pcm: PCM, progress: Progress) -> tuple[list[Segment], str]:
+        with self.lock:
+            self.active += 1
+            self.most_at_once = max(self.most_at_once, self.active)
+        time.sleep(0.2)  # long enough for a second window to start alongside
+        seconds = len(pcm) / SAMPLE_RATE
+        progress(seconds / 2)
+        progress(seconds)
+        with self.lock:
+            self.active -= 1
+        return [Segment(0.0, seconds, f"window of {seconds:.3f} s")], "en"
+
+
+def options(make_config: Any, **transcription: Any) -> Any:
+    return resolve_options(make_config(transcription=transcription))
+
+
+def test_a_file_is_split_so_every_core_gets_a_window(make_config: Any) -> None:
+    o = options(make_config, parallel_windows=2, window_seconds=300)
+    assert window_seconds(140.0, o) == 70  # two windows for two slots
+    assert window_seconds(90.0, o) == 60  # never under a minute: context matters more
+    assert window_seconds(3 * 3600.0, o) == 300  # long files: the memory bound decides
+    assert window_seconds(0.0, o) == 300  # unknown duration: the configured window
+    single = options(make_config, parallel_windows=1, window_seconds=300)
+    assert window_seconds(140.0, single) == 300
+
+
+def test_default_is_one_window_per_core_with_one_thread_each(make_config: Any) -> None:
+    import os
+
+    o = options(make_config, device="cpu")
+    assert (o.parallel_windows, o.cpu_threads) == (os.cpu_count(), 1)
+    assert options(make_config, batch_size=8).parallel_windows == 1  # a batch is one stream
+    assert options(make_config, parallel_windows=3).parallel_windows == 3
+
+
+@pytest.fixture
+def short_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lower the one-minute floor so a clip of seconds splits into several windows."""
+    monkeypatch.setattr("digest.transcribe.MIN_PARALLEL_WINDOW_SECONDS", 1)
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+@pytest.mark.usefixtures("short_windows")
+def test_windows_are_joined_in_order_with_their_offsets(
+    make_config: Any, speech: Clips, concurrent: bool
+) -> None:
+    path = speech["compression"][0]
+    o = replace(options(make_config), parallel_windows=2, window_seconds=3)
+    seen: list[float] = []
+    engine = RecordingEngine(concurrent)
+    transcript = transcribe_file(path, o, engine, seen.append)
+    starts = [s.start for s in transcript.segments]
+    assert len(starts) >= 3 and starts == sorted(starts)
+    for before, after in zip(transcript.segments, transcript.segments[1:], strict=False):
+        assert after.start == pytest.approx(before.end, abs=1e-3)  # windows tile the file
+    assert transcript.segments[-1].end == pytest.approx(probe(path), abs=0.1)
+    assert engine.most_at_once == (2 if concurrent else 1)
+    assert seen == sorted(seen), "progress only grows, whichever window moved"
+    assert seen[-1] == pytest.approx(probe(path), abs=0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("short_windows")
+def test_real_speech_split_across_cores_keeps_its_words(make_config: Any, speech: Clips) -> None:
+    path, text = speech["matrix"]
+    o = replace(options(make_config), parallel_windows=2)
+    o = replace(o, window_seconds=max(2, int(probe(path) / 2) + 1))
+    engine = FasterWhisperEngine(o)
+    transcript = transcribe_file(path, o, engine)
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+    assert word_error_rate(text, transcript.text) < WER_BOUND
