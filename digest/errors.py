@@ -10,6 +10,10 @@ from __future__ import annotations
 class DigestError(Exception):
     """Base for every error the pipeline expects and reports to a person."""
 
+    # True when the item is fine and a service or the machine is not (an LLM endpoint
+    # down, a full disk): the item waits for the next run without using up an attempt.
+    transient = False
+
 
 class ConfigError(DigestError):
     """The configuration file or an environment override is wrong."""
@@ -49,3 +53,19 @@ class TranscriptError(DigestError):
 
 class MediaError(DigestError):
     """An enclosure is not usable audio: HTML, random bytes, empty, too long."""
+
+
+class Busy(DigestError):
+    """Another run holds the state directory's lock."""
+
+
+class DiskFull(DigestError):
+    """The state directory's disk (or quota) is full; the next run retries."""
+
+    transient = True
+
+
+class ServiceUnavailable(DigestError):
+    """A service the pipeline needs (the LLM endpoint) cannot be reached right now."""
+
+    transient = True

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from digest.errors import DigestError
+from digest.errors import DigestError, ServiceUnavailable
 from digest.grounding import TranscriptIndex, text_problem, word_set_similarity
 from digest.models import Episode, Insight, Segment, Transcript
 from digest.prompts import Prompt, defang
@@ -265,6 +265,15 @@ class ChatExtractor:
                     response_format = None  # an older server: ask again, parse leniently
                     continue
                 raise ExtractionError(f"the model endpoint refused the request: {exc}") from exc
+            except (
+                openai.APIConnectionError,  # includes timeouts
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ) as exc:
+                raise ServiceUnavailable(
+                    f"the model endpoint is unavailable after {self.client.max_retries} "
+                    f"retries ({exc}); the episode waits for the next run"
+                ) from exc
             except openai.OpenAIError as exc:
                 raise ExtractionError(f"the model endpoint failed after retries: {exc}") from exc
             content = (response.choices[0].message.content or "") if response.choices else ""

@@ -128,9 +128,17 @@ def _fallback_transcripts(entry: Any) -> list[TranscriptLink]:
     return []
 
 
-def _clean(text: Any) -> str:
-    """Collapse whitespace and strip control characters a title could smuggle into headers."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or "")).strip()
+# C0/C1 controls (header injection) and bidi overrides/isolates, which let a title
+# display as something other than what it says ("Trojan Source"); LRM/RLM stay.
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+MAX_TITLE = 300  # characters; a 10,000-character title is an attack or a mistake
+
+
+def _clean(text: Any, limit: int = MAX_TITLE) -> str:
+    """Collapse whitespace, strip characters that could inject headers or disguise text,
+    and cap the length (with an ellipsis)."""
+    cleaned = re.sub(r"\s+", " ", UNSAFE_CHARACTERS.sub(" ", str(text or ""))).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
 
 
 def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
@@ -180,7 +188,7 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
 
 
 def _episode(entry: Any, base_url: str, transcripts: list[TranscriptLink]) -> ParsedEpisode:
-    guid = _clean(entry.get("id"))
+    guid = _clean(entry.get("id"), limit=2000)  # identity: cap only absurd lengths
     title = _clean(entry.get("title")) or "(untitled)"
     published = _published(entry)
     enclosure_url, enclosure_type, length = _enclosure(entry, base_url)

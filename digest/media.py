@@ -4,6 +4,7 @@ into place only once complete, and checked to be audio before anyone transcribes
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from digest.audio import probe
-from digest.errors import BlockedURL, FetchError, MediaError, TooLarge
+from digest.errors import BlockedURL, DiskFull, FetchError, MediaError, TooLarge
 from digest.net import GuardedClient, is_local, iter_capped, local_path, raise_for_status
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total if known)
@@ -31,6 +32,9 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1024 * 1024), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # no space, quota, file size
 
 
 def download(
@@ -58,6 +62,14 @@ def download(
                 client, url, part, max_bytes=max_bytes, deadline=deadline, progress=progress
             )
             break
+        except OSError as exc:
+            part.unlink(missing_ok=True)  # frees the space; the next run starts afresh
+            if exc.errno in FULL:
+                raise DiskFull(
+                    f"{url}: cannot write {part.parent}: {exc.strerror}; free disk space "
+                    "there ([storage] state_dir); the episode is retried on the next run"
+                ) from exc
+            raise
         except (BlockedURL, MediaError, TooLarge):
             part.unlink(missing_ok=True)
             raise

@@ -163,6 +163,7 @@ class FasterWhisperEngine:
             num_workers=max(1, options.parallel_windows),  # true parallelism across threads
             local_files_only=True,
         )
+        self.compute_type = compute  # "auto" resolved, for reports
         self.runner: Any = BatchedInferencePipeline(model) if options.batch_size > 0 else model
         self.options = options
 

@@ -92,6 +92,8 @@ class TranscriptionProgress:
                 )
             elif time.monotonic() - self.last > 3 or percent >= 100:
                 update_progress_artifact(self.artifact_id, percent)
-            self.last = time.monotonic()
+            else:
+                return
+            self.last = time.monotonic()  # only when the UI was told, or it would never be
 
         return Hooks(transcribing=transcribing)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 from prefect.concurrency.sync import concurrency
+from prefect.runtime import deployment as current_deployment
 
 from digest.config import Config, load_config
 from digest.jobs import Processor
@@ -44,16 +46,27 @@ def ensure_limits(api_url: str | None, whisper_slots: int, llm_per_minute: int) 
 _processors: dict[str | None, Processor] = {}
 
 
+# A killed worker's slot returns when its lease lapses; Prefect's default lease is five
+# minutes, the shortest it allows is one.
+WHISPER_LEASE_SECONDS = 60
+
+
+def whisper_slot() -> AbstractContextManager[None]:
+    """A slot of the cluster-wide `whisper` limit for deployed runs (workers share the
+    GPUs). A local `digest run` holds the state directory's run lock instead: a slot
+    held by a local run that was killed would stay taken (in ephemeral mode the
+    server that could expire its lease dies with the run), wedging every later run."""
+    if current_deployment.id is None:
+        return nullcontext()
+    return concurrency("whisper", occupy=1, strict=True, lease_duration=WHISPER_LEASE_SECONDS)
+
+
 def processor(config_path: str | None) -> Processor:
     """A long-lived Processor: the Whisper model loads once per worker process."""
     with _lock:
         if config_path not in _processors:
             config, store = context(config_path)
-            _processors[config_path] = Processor(
-                store,
-                config,
-                whisper_guard=lambda: concurrency("whisper", occupy=1, strict=True),
-            )
+            _processors[config_path] = Processor(store, config, whisper_guard=whisper_slot)
         return _processors[config_path]
 
 

@@ -27,7 +27,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from digest import jobs
-from digest.errors import BlockedURL, ConfigError, MediaError, TooLarge
+from digest.errors import BlockedURL, ConfigError, MediaError, ServiceUnavailable, TooLarge
 from digest.models import FeedPollResult
 from flows import artifacts
 from flows.context import context, processor, prompt_override
@@ -137,7 +137,9 @@ def transcribe(
     )
 
 
-@task(retries=1, retry_delay_seconds=60, retry_condition_fn=transient)
+# An LLM endpoint that is down is retried for about a quarter of an hour, then the
+# episode waits (still transcribed, no attempt used) for the next run.
+@task(retries=3, retry_delay_seconds=[60, 180, 600], retry_condition_fn=transient)
 def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.ExtractResult:
     config, store = context(config_path)
     per_minute = config.orchestration.llm_requests_per_minute
@@ -148,6 +150,8 @@ def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.Extra
         prompt=prompt_override(),
     )
     result = extractor.extract(store.episodes.get(episode_id), force=force)
+    if result.outcome == "waiting":
+        raise ServiceUnavailable(result.error or "the LLM endpoint is unavailable")
     artifacts.insights_markdown(store, episode_id, result)
     return result
 
@@ -164,9 +168,12 @@ def episode_run_name() -> str:
 
 @flow(name="process-episode", flow_run_name=episode_run_name, log_prints=True)
 def process_episode(
-    episode_id: str, config_path: str | None = None, force: bool = False
+    episode_id: str, config_path: str | None = None, force: bool = False, wait_for_llm: bool = True
 ) -> dict[str, Any]:
-    """Download, transcribe and extract one episode; fails (and alerts) if the episode does."""
+    """Download, transcribe and extract one episode; fails (and alerts) if the episode does.
+
+    `wait_for_llm=False` (a `digest run`): an LLM endpoint that is down is not waited for
+    in the run; the episode stays transcribed and the next run extracts it."""
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
     try:
@@ -179,7 +186,15 @@ def process_episode(
     except Exception as exc:
         failed = processor(config_path).fail(episode, exc)
         raise RuntimeError(failed.error) from exc
-    extracted = extract(episode_id, config_path, force)
+    try:
+        extracted = (extract if wait_for_llm else extract.with_options(retries=0))(
+            episode_id, config_path, force
+        )
+    except ServiceUnavailable as exc:
+        if wait_for_llm:
+            raise
+        print(f"{episode.title}: waiting for the LLM endpoint ({exc})")
+        return {"process": result, "waiting": str(exc)}
     if extracted.outcome == "failed":
         raise RuntimeError(extracted.error)
     print(
@@ -217,8 +232,15 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     todo += [e for e in extractor.pending() if e.id not in {t.id for t in todo}]
     outcomes = {}
     for episode in todo:
-        state = process_episode(episode.id, config_path, return_state=True)
-        outcomes[episode.id] = "completed" if state.is_completed() else "failed"
+        state = process_episode(episode.id, config_path, wait_for_llm=False, return_state=True)
+        done = state.result(raise_on_failure=False) if state.is_completed() else None
+        outcomes[episode.id] = (
+            "failed"
+            if not isinstance(done, dict)
+            else "waiting"
+            if "waiting" in done
+            else "completed"
+        )
     report = daily_digest(config_path=config_path, return_state=True)
     return {
         "feeds": len(store.feeds.list()),
@@ -226,6 +248,25 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
         "episodes": outcomes,
         "digest": report.result(raise_on_failure=False),
     }
+
+
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+
+
+def local_run_settings() -> Any:
+    """Settings for `digest run` in a terminal or cron job: no flow-run heartbeats.
+
+    Heartbeats let a server notice a crashed run through an automation; a local run's
+    crash is seen by whoever started it, and each flow run pays up to a second at its
+    end joining Prefect's heartbeat thread (docs/benchmarks.md). Set either heartbeat
+    variable to keep them."""
+    from contextlib import nullcontext
+
+    from prefect.settings import temporary_settings
+
+    if any(os.environ.get(name) for name in HEARTBEAT_VARIABLES):
+        return nullcontext()
+    return temporary_settings(updates={"flows.heartbeat_frequency": None})
 
 
 def schedules(config: Any, has_personal_times: bool) -> dict[str, Any]:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
 
 from digest.config import Config, load_config
 from digest.errors import DigestError, InvalidInput
 from digest.models import to_json
-from digest.store import Store
+from digest.runlock import run_lock
+from digest.store import Store, redact
 
 console = Console(highlight=False)
 SAMPLE_READER = "reader@example.com"
@@ -47,6 +51,20 @@ class App:
             self._store.close()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def locked(command: F) -> F:
+    """Run the command holding the state directory's lock: one pipeline run at a time."""
+
+    @functools.wraps(command)
+    def wrapper(app: App, *args: Any, **kwargs: Any) -> Any:
+        with run_lock(app.config.state_dir, command.__name__):
+            return command(app, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class DigestGroup(click.Group):
     """Print DigestError as `Error: <message>` with exit code 1, never a traceback."""
 
@@ -55,6 +73,14 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except sa.exc.OperationalError as exc:  # a full disk, a dead database server
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            where = redact(app.config.database_url) if app else ""  # never the password
+            raise click.ClickException(
+                f"the state database {where} failed: {exc.orig}; check free disk space and "
+                "that the database server is running, then run the command again "
+                "(everything already recorded is kept)"
+            ) from exc
 
 
 def emit_json(data: Any) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from digest import jobs, render
 from digest.captions import render_text, render_vtt
-from digest.cli.base import App, check_date, cli, console, emit_json, when
+from digest.cli.base import App, check_date, cli, console, emit_json, locked, when
 from digest.errors import InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor, ProcessResult
 from digest.progress import ProcessProgress
@@ -20,6 +20,7 @@ from digest.progress import ProcessProgress
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
+@locked
 def poll(app: App, as_json: bool) -> None:
     """Fetch every feed once and record new episodes."""
     results = jobs.poll_feeds(app.store, app.config)
@@ -72,6 +73,7 @@ def print_episodes(rows: list[Any]) -> None:
 @click.option("--limit", type=int, default=None, help="At most this many episodes.")
 @click.option("--force", is_flag=True, help="Transcribe again even if a transcript exists.")
 @click.pass_obj
+@locked
 def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
     """Transcribe pending episodes (publisher transcripts first), then extract insights."""
     print_process(run_process(app, episode_ids, limit, force))
@@ -106,6 +108,7 @@ def print_extract(results: list[ExtractResult]) -> None:
 @click.option("--episode", "episode_ids", multiple=True, metavar="ID", help="Only this episode.")
 @click.option("--force", is_flag=True, help="Extract again even if nothing changed.")
 @click.pass_obj
+@locked
 def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
     """Pull grounded insights out of transcripts (cached by transcript, prompt and model)."""
     print_extract(run_extract(app, episode_ids, force))
@@ -186,6 +189,7 @@ def transcript(app: App, episode_id: str, fmt: str) -> None:
 
 @cli.command()
 @click.pass_obj
+@locked
 def run(app: App) -> None:
     """The main job: poll, transcribe, extract, send (safe to run every few minutes)."""
     if not app.store.feeds.list():
@@ -194,19 +198,24 @@ def run(app: App) -> None:
         )
     # One code path: the same Prefect flow the scheduler runs. With PREFECT_API_URL set the
     # run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
-    from flows.pipeline import digest_pipeline
+    from flows.pipeline import digest_pipeline, local_run_settings
 
     config_path = str(Path(app.config_path).resolve()) if app.config_path else None
-    summary = digest_pipeline(config_path=config_path)
+    with local_run_settings():
+        summary = digest_pipeline(config_path=config_path)
     console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
     outcomes: dict[str, str] = summary["episodes"]
-    failed = [i for i, outcome in outcomes.items() if outcome != "completed"]
+    failed = [i for i, outcome in outcomes.items() if outcome == "failed"]
+    waiting = [i for i, outcome in outcomes.items() if outcome == "waiting"]
+    completed = len(outcomes) - len(failed) - len(waiting)
+    wait = f"{len(waiting)} waiting for the LLM endpoint, " if waiting else ""
     console.print(
-        f"Processed {len(outcomes)} episode(s): {len(outcomes) - len(failed)} completed, "
-        f"{len(failed)} failed."
+        f"Processed {len(outcomes)} episode(s): {completed} completed, {wait}{len(failed)} failed."
     )
     for episode_id in failed:
         console.print(f"[red]✗[/] {app.store.episodes.get(episode_id).error}")
+    for episode_id in waiting:
+        console.print(f"[yellow]…[/] {app.store.episodes.get(episode_id).error}")
     report = summary["digest"]
     if isinstance(report, jobs.SendReport):
         print_send(app, report)
@@ -220,6 +229,7 @@ def run(app: App) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Build the messages, send nothing, record nothing.")
 @click.pass_obj
+@locked
 def send(app: App, day: str | None, dry_run: bool) -> None:
     """Email each subscriber whose local send time has come (never twice a day)."""
     print_send(

@@ -30,7 +30,7 @@ log = logging.getLogger("digest.extract")
 class ExtractResult:
     episode_id: str
     title: str
-    outcome: Literal["extracted", "cached", "failed"]
+    outcome: Literal["extracted", "cached", "failed", "waiting"]  # waiting: endpoint down
     insights: list[Insight] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     calls: int = 0
@@ -143,7 +143,10 @@ class Extractor:
         try:
             outcome = self._run(stored.transcript, context, usage)
         except DigestError as exc:
-            return self._failed(episode, key, usage, f"{episode.title!r}: extraction failed: {exc}")
+            message = f"{episode.title!r}: extraction failed: {exc}"
+            if exc.transient:
+                return self._waiting(episode, usage, message)
+            return self._failed(episode, key, usage, message)
         except Exception as exc:  # a library surprise still fails only this episode
             log.exception("unexpected error extracting %s", episode.id)
             return self._failed(episode, key, usage, f"{episode.title!r}: unexpected {exc!r}")
@@ -176,6 +179,17 @@ class Extractor:
             self.model,
             threshold,
             usage,
+        )
+
+    def _waiting(self, episode: Episode, usage: Usage, message: str) -> ExtractResult:
+        """The endpoint is down, not the episode: no attempt used, no failed extraction
+        recorded; it stays transcribed, so the next run (or Prefect's retry) picks it up."""
+        now = utcnow()
+        self.store.insights.record_calls(episode.id, self.model, self.version, usage.calls, now)
+        self.store.episodes.set_status(episode.id, "transcribed", now, error=message)
+        log.warning("%s", message)
+        return ExtractResult(
+            episode.id, episode.title, "waiting", calls=len(usage.calls), error=message
         )
 
     def _failed(

@@ -103,7 +103,12 @@ class Processor:
             return self.fail(episode, exc)
 
     def fail(self, episode: Episode, exc: BaseException) -> ProcessResult:
-        """Record why the episode failed (its attempts count up) and say so."""
+        """Record why the episode failed (its attempts count up) and say so; a transient
+        cause (a full disk) leaves it pending without using an attempt."""
+        if isinstance(exc, DigestError) and exc.transient:
+            message = f"{episode.title!r}: {exc}"
+            self.store.episodes.set_status(episode.id, "pending", utcnow(), error=message)
+            return ProcessResult(episode.id, episode.title, "failed", error=message)
         if isinstance(exc, DigestError):
             message = f"{episode.title!r}: {exc}"
         else:  # a library surprise still fails only this episode

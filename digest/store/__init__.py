@@ -6,6 +6,7 @@ write `store.feeds.add(url)` and never see SQL.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from digest.store.insights import InsightRepo
 from digest.store.subscribers import SubscriberRepo
 from digest.store.transcripts import StoredTranscript, TranscriptRepo
 
-__all__ = ["Delivery", "FrozenDigest", "Store", "StoredTranscript", "normalise_url"]
+__all__ = ["Delivery", "FrozenDigest", "Store", "StoredTranscript", "normalise_url", "redact"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,6 +34,11 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,7 +77,7 @@ class Store:
                 return engine
             return sa.create_engine(url, pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot use database URL {url!r}: {exc}") from exc
+            raise StoreError(f"cannot use database URL {redact(url)!r}: {exc}") from exc
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (a no-op when it is already there)."""

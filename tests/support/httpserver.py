@@ -24,6 +24,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     ranges: bool = False  # honour `Range: bytes=N-` with 206 Partial Content
     truncate_once: int | None = None  # first full GET: send this many bytes, then hang up
+    repeat: int = 1  # the body this many times over, streamed (a 500 MB "feed" in 1 MB)
 
 
 @dataclass
@@ -120,11 +121,26 @@ class LoopbackServer:
             h.wfile.flush()
             h.close_connection = True
             return None
+        if route.repeat > 1:
+            return self._stream_repeated(h, route)
         with self._lock:
             self.bytes_sent += len(route.body)
         return self._reply(
             h, route.status, route.body, route.content_type, headers, route.trickle, self.closed
         )
+
+    def _stream_repeated(self, h: BaseHTTPRequestHandler, route: Route) -> None:
+        try:
+            h.send_response(route.status)
+            h.send_header("Content-Type", route.content_type)
+            h.send_header("Content-Length", str(len(route.body) * route.repeat))
+            h.end_headers()
+            for _ in range(route.repeat):
+                h.wfile.write(route.body)
+                with self._lock:
+                    self.bytes_sent += len(route.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading at its cap, as it should
 
     @staticmethod
     def _reply(

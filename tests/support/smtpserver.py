@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -27,6 +28,7 @@ class Mailbox:
         self.hang_ups_left: int | None = None  # ...this many times (None: every time)
         self.hang_ups = 0
         self.connections = 0
+        self.delay = 0.0  # seconds before accepting each message (a slow server)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -58,6 +60,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[arg-type]
         return "250 2.0.0 accepted"
 
@@ -69,7 +73,10 @@ class SmtpServer:
     def __init__(self, mailbox: Mailbox | None = None) -> None:
         self.mailbox = mailbox or Mailbox()
         self.port = free_port()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        # SMTPUTF8 on, as Postfix, Exim and the big providers offer: addresses may be UTF-8.
+        self.controller = Controller(
+            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
         self.controller.start()
         self.running = True
 
