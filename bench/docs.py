@@ -11,17 +11,20 @@ import jinja2
 from bench import delivery, extraction, orchestration, polling, transcription
 from bench.common import TARGET_HEADERS, table
 
-TARGETS = {
-    "transcription": transcription.targets,
-    "polling": polling.targets,
-    "extraction": extraction.targets,
-    "delivery": delivery.targets,
-    "orchestration": orchestration.targets,
+STAGES = {
+    "transcription": transcription,
+    "polling": polling,
+    "extraction": extraction,
+    "delivery": delivery,
+    "orchestration": orchestration,
 }
+TARGETS = {name: module.targets for name, module in STAGES.items()}
 
 
-def write_docs(path: Path, results: dict[str, Any], tables: dict[str, str]) -> None:
-    """Render the page; stages not run this time say so instead of showing stale figures."""
+def write_docs(path: Path, results: dict[str, Any]) -> None:
+    """Render the page from the figures; stages without figures are left out, not shown
+    stale."""
+    tables = {name: m.report(results[name]) for name, m in STAGES.items() if name in results}
     summary = [
         [stage, *row] for stage, targets in TARGETS.items() if stage in results
         for row in targets(results[stage])

@@ -1,6 +1,6 @@
 """Run the benchmarks, print a table per stage, write bench.json and docs/benchmarks.md.
 
-    python bench/run.py [--quick [--long]] [--json FILE] [--only STAGE,...]
+    python bench/run.py [--quick [--long] [--matrix]] [--json FILE] [--only STAGE,... [--merge]]
 
 --quick finishes in under 10 minutes on 2 cores (shorter audio, fewer feeds and
 subscribers, the transcription matrix cut to the configurations the targets name);
@@ -52,12 +52,12 @@ def prepare() -> None:
         sys.path.insert(0, str(ROOT))
 
 
-def run_stage(name: str, quick: bool, long: bool) -> tuple[dict[str, Any], str]:
+def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[str, Any], str]:
     """One stage's figures and its tables; sizes differ between quick and full runs."""
     from bench import delivery, extraction, orchestration, polling, transcription
 
     if name == "transcription":
-        r = transcription.run(quick, repeats=3, long_episode=long or not quick)
+        r = transcription.run(quick, repeats=3, long_episode=long or not quick, matrix=matrix)
         return r, transcription.report(r)
     if name == "polling":
         r = polling.run(200 if quick else 1000, repeats=3)
@@ -89,6 +89,15 @@ def main() -> None:
     parser.add_argument(
         "--long", action="store_true", help="with --quick: add the 3-hour episode (~6 min)"
     )
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="with --quick: every transcription configuration on the quick clip (~4 min)",
+    )
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="keep the other stages' figures from the --json file; docs show them all",
+    )  # fmt: skip
     parser.add_argument("--only", metavar="STAGES", help=f"comma list of {', '.join(STAGES)}")
     parser.add_argument(
         "--docs", metavar="FILE", default=str(ROOT / "docs" / "benchmarks.md"),
@@ -106,22 +115,28 @@ def main() -> None:
     facts = machine()
     mode = "quick" if args.quick else "full"
     print(_machine_line(facts, mode), flush=True)
-    results: dict[str, Any] = {"mode": mode, "machine": facts, "started": _now()}
-    tables: dict[str, str] = {}
+    results: dict[str, Any] = {
+        "mode": mode,
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
+        "machine": facts,
+        "started": _now(),
+    }
+    if args.merge and args.json and Path(args.json).exists():
+        earlier = json.loads(Path(args.json).read_text())
+        results.update({s: earlier[s] for s in STAGES if s in earlier and s not in stages})
     for stage in stages:
         start = time.perf_counter()
         print(f"\n== {stage}", flush=True)
-        figures, text = run_stage(stage, args.quick, args.long)
+        figures, text = run_stage(stage, args.quick, args.long, args.matrix)
         figures["stage_seconds"] = time.perf_counter() - start
         results[stage] = figures
-        tables[stage] = text
         print(text, flush=True)
     results["finished"] = _now()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")
     if args.docs:
-        write_docs(Path(args.docs), results, tables)
+        write_docs(Path(args.docs), results)
         print(f"wrote {args.docs}")
     missing = [f"{s}.{k}" for s in stages for k in HEADLINES[s] if k not in results[s]]
     if missing:

@@ -126,7 +126,7 @@ def pooled_wer(references: list[str], texts: list[str]) -> float:
     return errors / sum(words)
 
 
-def run(quick: bool, repeats: int, long_episode: bool) -> dict[str, Any]:
+def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> dict[str, Any]:
     """The matrix on the benchmark audio; the full run adds noise and (with `long_episode`,
     the default for full runs) a 3-hour episode for peak memory."""
     from bench.audio import SCRIPTS, duration, looped, script_text, spoken
@@ -134,7 +134,7 @@ def run(quick: bool, repeats: int, long_episode: bool) -> dict[str, Any]:
     if quick:
         clean = [script_text("kimi-k2", 330)]  # about 140 s of speech
         noisy: list[str] = []
-        names: tuple[str, ...] = QUICK
+        names: tuple[str, ...] = tuple(MATRIX) if matrix else QUICK
     else:
         clean = [script_text(name) for name in SCRIPTS]
         noisy = [clean[0]]

@@ -57,13 +57,14 @@ def test_transcription_benchmark_runs_a_configuration_in_its_own_process(
 def test_docs_render_from_results(tmp_path: Path) -> None:
     results: dict[str, Any] = {
         "mode": "quick",
+        "command": "python bench/run.py --quick",
         "finished": "2026-11-23T00:00:00+00:00",
         "machine": {"cpu": "Test CPU", "cores": 2, "memory_gib": 1.0, "simd": [],
                     "python": "3.11", "system": "Linux", "packages": {"prefect": "3.8.8"}},
         "extraction": extraction.run(repeats=1),
     }  # fmt: skip
     out = tmp_path / "benchmarks.md"
-    write_docs(out, results, {"extraction": extraction.report(results["extraction"])})
+    write_docs(out, results)
     page = out.read_text()
     assert "Test CPU" in page and "## 3. Extraction" in page
     assert "## 1. Transcription" not in page, "stages not run are left out, not shown stale"
