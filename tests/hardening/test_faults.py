@@ -193,3 +193,34 @@ def test_a_421_fails_one_message_and_the_batch_goes_on(
 @pytest.fixture
 def store_sqlite(make_config: Any) -> Store:
     return Store(make_config().database_url)
+
+
+@pytest.mark.slow
+def test_digest_run_with_the_llm_down_reports_waiting_and_the_next_run_catches_up(
+    prefect_server: Any, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    def digest(base_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "digest.toml"
+        config.write_text(
+            f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
+            f'[extraction]\nbackend = "openai"\nbase_url = "{base_url}"\nmax_retries = 0\n'
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "digest.cli", "--config", str(config), *args],
+            env=prefect_server.env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    assert digest(dead, "init", "--sample").returncode == 0
+    down = digest(dead, "run")
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert "3 waiting for the LLM endpoint, 0 failed" in down.stdout, down.stdout
+    assert "the model endpoint is unavailable" in " ".join(down.stdout.split())  # rich wraps
+    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
+        assert {(e.status, e.attempts) for e in store.episodes.list()} == {("transcribed", 0)}
+    up = digest(fake_openai.base_url, "run")
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert "Processed 3 episode(s): 3 completed, 0 failed." in up.stdout, up.stdout
+    assert "reader@example.com.eml" in up.stdout, "the digest went out once the LLM was back"
+    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
+        assert {e.status for e in store.episodes.list()} == {"extracted"}
