@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from bench.common import ROOT
+from digest.audio import probe
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SCRIPTS = ("kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b")
@@ -56,7 +57,7 @@ def looped(source: Path, hours: float) -> Path:
     """A long episode made by repeating speech (stream copy: seconds to make)."""
     out = CACHE / f"{source.stem}-{hours:g}h.mp3"
     if not out.exists():
-        seconds = duration(source)
+        seconds = probe(source)
         loops = int(hours * 3600 / seconds) + 1
         tmp = out.with_suffix(".tmp.mp3")
         _ffmpeg(
@@ -65,17 +66,6 @@ def looped(source: Path, hours: float) -> Path:
         )  # fmt: skip
         tmp.rename(out)
     return out
-
-
-def duration(path: Path) -> float:
-    """Seconds of audio, as the pipeline's own decoder reports them."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-        return float(container.duration or 0) / 1_000_000
 
 
 def _ffmpeg(*args: str) -> None:

@@ -54,19 +54,14 @@ def prefect_database(home: Path) -> tuple[Any, str]:
     """PostgreSQL, as deployed (deploy/compose.yaml), when installed; else SQLite. Under
     SQLite the server's own event writes hold its database lock, and a concurrency-slot
     request can wait seconds behind them, which no production setup sees."""
-    import sqlalchemy as sa
-
     from tests.support.postgres import PostgresServer, find_bin
+    from tests.support.prefect_server import postgres_database
 
     bindir = find_bin()
     if bindir is None:
         return None, f"sqlite+aiosqlite:///{home / 'prefect.db'}"
     postgres = PostgresServer(bindir)
-    engine = sa.create_engine(postgres.url(), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text('CREATE DATABASE "prefect"'))
-    engine.dispose()
-    return postgres, postgres.url("prefect").replace("postgresql+psycopg", "postgresql+asyncpg")
+    return postgres, postgres_database(postgres)
 
 
 def run(repeats: int) -> dict[str, Any]:

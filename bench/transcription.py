@@ -129,7 +129,8 @@ def pooled_wer(references: list[str], texts: list[str]) -> float:
 def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> dict[str, Any]:
     """The matrix on the benchmark audio; the full run adds noise and (with `long_episode`,
     the default for full runs) a 3-hour episode for peak memory."""
-    from bench.audio import SCRIPTS, duration, looped, script_text, spoken
+    from bench.audio import SCRIPTS, looped, script_text, spoken
+    from digest.audio import probe
 
     if quick:
         clean = [script_text("kimi-k2", 330)]  # about 140 s of speech
@@ -142,8 +143,8 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     references = clean + noisy
     audio = [spoken(t) for t in clean] + [spoken(t, noisy=True) for t in noisy]
     warmup = spoken(script_text("mercury-2", 40))
-    seconds = sum(duration(a) for a in audio)
-    clean_seconds = sum(duration(a) for a in audio[: len(clean)])
+    seconds = sum(probe(a) for a in audio)
+    clean_seconds = sum(probe(a) for a in audio[: len(clean)])
     ckpt = checkpoint()
     rows = {}
     for name in names:
@@ -163,7 +164,7 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
         source = looped(audio[0], 3.0)
         r = run_config(DEFAULT, [source], warmup, 1, ckpt)
         r.pop("texts")
-        long_figures = {**r, "audio_s": duration(source)}
+        long_figures = {**r, "audio_s": probe(source)}
     default, reference = rows[DEFAULT], rows[REFERENCE]
     return {
         "inputs": {

@@ -233,14 +233,7 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     outcomes = {}
     for episode in todo:
         state = process_episode(episode.id, config_path, wait_for_llm=False, return_state=True)
-        done = state.result(raise_on_failure=False) if state.is_completed() else None
-        outcomes[episode.id] = (
-            "failed"
-            if not isinstance(done, dict)
-            else "waiting"
-            if "waiting" in done
-            else "completed"
-        )
+        outcomes[episode.id] = _outcome(state)
     report = daily_digest(config_path=config_path, return_state=True)
     return {
         "feeds": len(store.feeds.list()),
@@ -248,6 +241,13 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
         "episodes": outcomes,
         "digest": report.result(raise_on_failure=False),
     }
+
+
+def _outcome(state: Any) -> str:
+    """completed, waiting (for the LLM endpoint) or failed: what `digest run` reports."""
+    if not state.is_completed():
+        return "failed"
+    return "waiting" if "waiting" in state.result() else "completed"
 
 
 HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from digest.config import Config, config_from_dict
 from digest.store import Store
@@ -61,12 +60,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'digest.db'}"
     server: PostgresServer = request.getfixturevalue("pg_server")
-    name = f"digest_test_{next(_db_numbers)}"
-    engine = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return server.url(name)
+    return server.create_database(f"digest_test_{next(_db_numbers)}")
 
 
 @pytest.fixture
@@ -121,14 +115,9 @@ def prefect_server(
     pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """One real Prefect server for the session, on PostgreSQL: the production topology."""
-    from tests.support.prefect_server import PrefectServer
+    from tests.support.prefect_server import PrefectServer, postgres_database
 
-    engine = sa.create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text('CREATE DATABASE "prefect"'))
-    engine.dispose()
-    url = pg_server.url("prefect").replace("postgresql+psycopg", "postgresql+asyncpg")
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), postgres_database(pg_server))
     yield server
     import logging
 

@@ -105,16 +105,15 @@ class Processor:
     def fail(self, episode: Episode, exc: BaseException) -> ProcessResult:
         """Record why the episode failed (its attempts count up) and say so; a transient
         cause (a full disk) leaves it pending without using an attempt."""
-        if isinstance(exc, DigestError) and exc.transient:
-            message = f"{episode.title!r}: {exc}"
-            self.store.episodes.set_status(episode.id, "pending", utcnow(), error=message)
-            return ProcessResult(episode.id, episode.title, "failed", error=message)
         if isinstance(exc, DigestError):
             message = f"{episode.title!r}: {exc}"
         else:  # a library surprise still fails only this episode
             log.error("unexpected error processing %s", episode.id, exc_info=exc)
             message = f"{episode.title!r}: unexpected {type(exc).__name__}: {exc}"
-        self.store.episodes.record_failure(episode.id, utcnow(), message)
+        if isinstance(exc, DigestError) and exc.transient:
+            self.store.episodes.set_status(episode.id, "pending", utcnow(), error=message)
+        else:
+            self.store.episodes.record_failure(episode.id, utcnow(), message)
         return ProcessResult(episode.id, episode.title, "failed", error=message)
 
     def ready(self, episode: Episode, *, force: bool = False) -> ProcessResult | None:

@@ -105,14 +105,6 @@ class DigestRepo:
                 conn.execute(sa.select(digests.c.date).order_by(digests.c.date.desc())).scalars()
             )
 
-    def delivery(self, subscriber_id: int, date: str) -> Delivery | None:
-        query = sa.select(deliveries).where(
-            deliveries.c.subscriber_id == subscriber_id, deliveries.c.date == date
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return _delivery(row) if row else None
-
     def deliveries(self, date: str) -> builtins.list[Delivery]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(deliveries).where(deliveries.c.date == date))

@@ -7,13 +7,10 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-from datetime import timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from digest import jobs
@@ -27,21 +24,9 @@ from tests.support.httpserver import LoopbackServer, Route
 from tests.support.postgres import PostgresServer
 from tests.support.seed import CORPUS, seed_insights, seed_transcripts
 from tests.support.smtpserver import SmtpServer, free_port
+from tests.test_process import item, serve_feed
 
 Clips = dict[str, tuple[Path, str]]
-
-
-def feed_with(server: LoopbackServer, store: Store, enclosures: dict[str, str]) -> None:
-    items = "".join(
-        f"<item><title>Episode {name}</title><guid>{name}</guid>"
-        f"<pubDate>{format_datetime(jobs.utcnow() - timedelta(hours=1))}</pubDate>"
-        f'<enclosure url="{url}" type="audio/mpeg"/></item>'
-        for name, url in enclosures.items()
-    )
-    server.routes["/feed.xml"] = Route(
-        f"<rss version='2.0'><channel><title>Show</title>{items}</channel></rss>".encode()
-    )
-    store.feeds.add(server.url("/feed.xml"), jobs.utcnow())
 
 
 def test_one_run_at_a_time_and_a_killed_holder_frees_the_lock(make_config: Any) -> None:
@@ -82,7 +67,7 @@ def test_disk_full_while_writing_media_fails_clearly_and_the_next_run_recovers(
     )  # fmt: skip
     audio = long.read_bytes()
     http_server.routes["/ep.mp3"] = Route(audio, content_type="audio/mpeg")
-    feed_with(http_server, store, {"one": http_server.url("/ep.mp3")})
+    serve_feed(http_server, store, [item(1, audio=http_server.url("/ep.mp3"))])
     jobs.poll_feeds(store, config)
     config_file = config.state_dir.parent / "digest.toml"
     config_file.write_text(
@@ -98,7 +83,7 @@ def test_disk_full_while_writing_media_fails_clearly_and_the_next_run_recovers(
         [sys.executable, "-m", "digest.cli", "--config", str(config_file), "process"],
         capture_output=True, text=True, preexec_fn=full_disk, timeout=300,
     )  # fmt: skip
-    assert "Episode one" in full.stdout and "free disk space" in full.stdout, full.stdout
+    assert "Episode 1" in full.stdout and "free disk space" in full.stdout, full.stdout
     [episode] = store.episodes.list()
     assert episode.status == "pending" and episode.attempts == 0, "a full disk is not its fault"
     assert not list((config.state_dir / "media").glob("*")), "no partial file left behind"
@@ -142,23 +127,14 @@ def test_an_llm_outage_leaves_episodes_waiting_and_the_digest_still_goes_out(
 def test_a_postgresql_restart_mid_run_costs_nothing(
     pg_server: PostgresServer, http_server: LoopbackServer, make_config: Any
 ) -> None:
-    engine = sa.create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text('CREATE DATABASE "restart_test"'))
-    engine.dispose()
-    config = make_config(storage={"database_url": pg_server.url("restart_test")})
+    config = make_config(storage={"database_url": pg_server.create_database("restart_test")})
     store = Store(config.database_url)
     text = (CORPUS / "kimi-k2.txt").read_bytes()
     http_server.routes["/t.txt"] = Route(text, content_type="text/plain")
-    http_server.routes["/feed.xml"] = Route(
-        "<rss version='2.0' xmlns:podcast='https://podcastindex.org/namespace/1.0'><channel>"
-        "<title>PG Show</title><item><title>Episode</title><guid>e</guid>"
-        f"<pubDate>{format_datetime(jobs.utcnow())}</pubDate>"
-        f"<enclosure url='{http_server.url('/e.mp3')}' type='audio/mpeg'/>"
-        f"<podcast:transcript url='{http_server.url('/t.txt')}' type='text/plain'/>"
-        "</item></channel></rss>".encode()
+    transcript = (http_server.url("/t.txt"), "text/plain")
+    serve_feed(
+        http_server, store, [item(1, audio=http_server.url("/e.mp3"), transcript=transcript)]
     )
-    store.feeds.add(http_server.url("/feed.xml"), jobs.utcnow())
     store.subscribers.add("reader@example.org", jobs.utcnow())
     assert jobs.poll_feeds(store, config)[0].outcome == "updated"
     pg_server.restart()  # every pooled connection is now dead

@@ -17,8 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +28,7 @@ from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.httpserver import LoopbackServer, Route
 from tests.support.prefect_server import PrefectServer
 from tests.support.smtpserver import SmtpServer
+from tests.test_process import item, serve_feed
 
 pytestmark = pytest.mark.slow
 SUBSCRIBERS = [f"reader{n}@example.org" for n in range(6)]
@@ -106,17 +105,9 @@ def test_killed_runs_resume_and_nothing_is_lost_or_doubled(
         http_server.routes[f"/{name}.mp3"] = Route(
             body, content_type="audio/mpeg", ranges=True, trickle=0.002
         )
-    items = "".join(
-        f"<item><title>Episode {name}</title><guid>{name}</guid>"
-        f"<pubDate>{format_datetime(jobs.utcnow() - timedelta(hours=n + 1))}</pubDate>"
-        f'<enclosure url="{http_server.url(f"/{name}.mp3")}" type="audio/mpeg"/></item>'
-        for n, name in enumerate(audio)
-    )
-    http_server.routes["/feed.xml"] = Route(
-        f"<rss version='2.0'><channel><title>Kill Show</title>{items}</channel></rss>".encode()
-    )
+    items = [item(n + 1, audio=http_server.url(f"/{name}.mp3")) for n, name in enumerate(audio)]
     with Store(f"sqlite:///{state / 'digest.db'}") as store:
-        store.feeds.add(http_server.url("/feed.xml"), jobs.utcnow())
+        serve_feed(http_server, store, items)
         for address in SUBSCRIBERS:
             store.subscribers.add(address, jobs.utcnow())
     runs = Runs(config, prefect_server.env)

@@ -9,17 +9,16 @@ status` answers from aggregate queries. The figures go to docs/reliability.md.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from datetime import timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from bench.common import current_rss_mb
 from digest import jobs
 from digest.cli import cli
 from digest.deliver import Outgoing
@@ -45,11 +44,6 @@ class CountingTransport:
 
     def close(self) -> None:
         pass
-
-
-def rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def publish(server: LoopbackServer, feed: int, episodes: list[tuple[int, Any]]) -> None:
@@ -113,7 +107,7 @@ def test_a_week_of_1000_feeds_and_10000_subscribers(
         assert len(transport.sent) == SUBSCRIBERS and set(transport.sent.values()) == {1}
         assert not any(r.path.startswith("/a/") for r in http_server.requests)
         http_server.requests.clear()  # the test server's own log is not the pipeline's memory
-        figures.append({"day": day, "rss_mb": rss_mb()})
+        figures.append({"day": day, "rss_mb": current_rss_mb()})
 
     growth = figures[-1]["rss_mb"] - figures[1]["rss_mb"]
     assert growth < 40, f"memory grew {growth:.0f} MB over the week: {figures}"

@@ -55,6 +55,16 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """A new, empty database; its URL."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url(name)
+
     def restart(self) -> None:
         """Stop (fast: active sessions are cut off) and start again on the same port."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

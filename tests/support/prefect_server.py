@@ -10,7 +10,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.postgres import PostgresServer
 from tests.support.smtpserver import free_port
+
+
+def postgres_database(postgres: PostgresServer, name: str = "prefect") -> str:
+    """A new database on `postgres` for a Prefect server, as the URL Prefect wants."""
+    return postgres.create_database(name).replace("postgresql+psycopg", "postgresql+asyncpg")
 
 
 class PrefectServer:
