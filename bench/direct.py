@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from digest.config import load_config
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.poll import poll_feeds
 from digest.jobs.process import Processor
 from digest.jobs.send import send_digests

@@ -48,7 +48,7 @@ def measure(label: str, server: LLMServer, seed: Any, repeats: int) -> dict[str,
     """First extraction (fresh store each repeat), then an unchanged re-run."""
     from digest.config import config_from_dict
     from digest.extract import CHARS_PER_TOKEN
-    from digest.jobs.extract import Extractor
+    from digest.jobs.insights import Extractor
     from digest.store import Store
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-extract-"))

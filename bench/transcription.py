@@ -118,7 +118,8 @@ def checkpoint() -> Path:
 
 def pooled_wer(references: list[str], texts: list[str]) -> float:
     """All files' word errors over all their reference words (not a mean of rates)."""
-    from digest.wer import normalise_words, word_error_rate
+    from digest.grounding import normalise_words
+    from digest.wer import word_error_rate
 
     words = [len(normalise_words(r)) for r in references]
     pairs = zip(references, texts, words, strict=True)

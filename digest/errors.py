@@ -8,11 +8,21 @@ from __future__ import annotations
 
 
 class DigestError(Exception):
-    """Base for every error the pipeline expects and reports to a person."""
+    """Base for every error the pipeline expects and reports to a person.
 
-    # True when the item is fine and a service or the machine is not (an LLM endpoint
-    # down, a full disk): the item waits for the next run without using up an attempt.
+    Two flags steer what happens next, in the CLI and in the flows alike:
+    `retryable` -- a fault on the way to this item (a refused connection, a timeout,
+    a 5xx or 429) that trying again in a few seconds may cure; Prefect task retries
+    fire for these and only these. `transient` -- the item is fine and a service or
+    the machine is not (an LLM endpoint down, a full disk): the item waits for the
+    next run without using up an attempt.
+    """
+
     transient = False
+
+    def __init__(self, *args: object, retryable: bool = False) -> None:
+        super().__init__(*args)
+        self.retryable = retryable
 
 
 class ConfigError(DigestError):

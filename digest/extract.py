@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from digest.errors import DigestError, ServiceUnavailable
 from digest.grounding import TranscriptIndex, text_problem, word_set_similarity
 from digest.models import Episode, Insight, Segment, Transcript
-from digest.prompts import Prompt, defang
+from digest.prompts import ANSWER_SCHEMA, Prompt, defang
 
 log = logging.getLogger("digest.extract")
 CHARS_PER_TOKEN = 4  # a conservative English average; windows stay under the limit
@@ -53,29 +53,6 @@ class RawInsight(BaseModel):
 
 class Answer(BaseModel):
     insights: list[RawInsight]
-
-
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["insights"],
-    "properties": {
-        "insights": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["text", "quote", "start", "importance"],
-                "properties": {
-                    "text": {"type": "string"},
-                    "quote": {"type": "string"},
-                    "start": {"type": ["number", "null"]},
-                    "importance": {"type": "integer", "minimum": 1, "maximum": 10},
-                },
-            },
-        }
-    },
-}
 
 
 @dataclass(frozen=True)

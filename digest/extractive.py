@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.extract import RawInsight
-from digest.grounding import word_set_similarity
+from digest.grounding import normalise_words, word_set_similarity
 from digest.models import Transcript
-from digest.wer import normalise_words
 
 VERSION = "extractive-v1"  # bump when the algorithm changes: it re-extracts everything
 STOPWORDS = frozenset(

@@ -8,12 +8,12 @@ matching segment gives the quote its timestamp, whatever time the model claimed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from digest.models import Transcript
-from digest.wer import normalise_words
 
 MIN_QUOTE_WORDS = 6
 MAX_TEXT_WORDS = 120
@@ -27,6 +27,17 @@ INJECTION = re.compile(
     re.IGNORECASE,
 )
 MARKUP = re.compile(r"<[a-z/!][^>]*>", re.IGNORECASE)
+# Symbols Whisper and publishers write either way, spelled out so both compare equal.
+NUMBER_WORDS = {"%": " percent ", "&": " and ", "+": " plus "}
+
+
+def normalise_words(text: str) -> list[str]:
+    """Lower-case words without punctuation, so only real word differences count."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    for symbol, word in NUMBER_WORDS.items():
+        text = text.replace(symbol, word)
+    text = re.sub(r"(?<=\w)[-–—/](?=\w)", " ", text)  # hyphenated words as Whisper writes them
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
 
 
 @dataclass(frozen=True)

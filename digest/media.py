@@ -111,7 +111,7 @@ def _fetch_into(
                 if progress:
                     progress(size, total)
         if total is not None and size < total:
-            raise FetchError(f"{url}: got {size:,} of {total:,} bytes")
+            raise FetchError(f"{url}: got {size:,} of {total:,} bytes", retryable=True)
 
 
 def _total(response: httpx.Response, offset: int) -> int | None:

@@ -67,7 +67,7 @@ def check_public_host(url: str) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"{url}: cannot resolve host {host!r}: {exc}") from exc
+        raise FetchError(f"{url}: cannot resolve host {host!r}: {exc}", retryable=True) from exc
     for info in infos:
         address = str(info[4][0])
         if not _is_public(address):
@@ -138,9 +138,11 @@ class GuardedClient:
                     yield response
                     return
             except httpx.TimeoutException as exc:
-                raise FetchError(f"{current}: timed out after {self.timeout:g} s") from exc
+                raise FetchError(
+                    f"{current}: timed out after {self.timeout:g} s", retryable=True
+                ) from exc
             except httpx.HTTPError as exc:
-                raise FetchError(f"{current}: {type(exc).__name__}: {exc}") from exc
+                raise FetchError(f"{current}: {type(exc).__name__}: {exc}", retryable=True) from exc
         raise FetchError(f"{url}: more than {self.max_redirects} redirects")
 
 
@@ -161,12 +163,13 @@ def iter_capped(
             if size > max_bytes:
                 raise TooLarge(f"{url}: more than the {max_bytes:,}-byte limit")
             if time.monotonic() > deadline:
-                raise FetchError(f"{url}: still sending at the deadline; gave up")
+                raise FetchError(f"{url}: still sending at the deadline; gave up", retryable=True)
             yield chunk
     except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out after {size:,} bytes") from exc
+        raise FetchError(f"{url}: timed out after {size:,} bytes", retryable=True) from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: connection lost after {size:,} bytes ({exc})") from exc
+        lost = f"{url}: connection lost after {size:,} bytes ({exc})"
+        raise FetchError(lost, retryable=True) from exc
 
 
 def read_capped(response: httpx.Response, *, max_bytes: int, deadline: float, url: str) -> bytes:
@@ -174,8 +177,16 @@ def read_capped(response: httpx.Response, *, max_bytes: int, deadline: float, ur
     return b"".join(iter_capped(response, max_bytes=max_bytes, deadline=deadline, url=url))
 
 
+# Statuses that say "not now" rather than "no": the server is overloaded, restarting
+# or rate-limiting us, so the same request may succeed in a few seconds.
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
 def raise_for_status(response: httpx.Response, url: str) -> None:
     """Turn 4xx/5xx into a FetchError naming the URL and the status."""
     if response.status_code >= 400:
         reason = response.reason_phrase or ""
-        raise FetchError(f"{url}: HTTP {response.status_code} {reason}".rstrip())
+        raise FetchError(
+            f"{url}: HTTP {response.status_code} {reason}".rstrip(),
+            retryable=response.status_code in RETRYABLE_STATUS,
+        )

@@ -19,6 +19,7 @@ so changing any of them re-extracts what it affects and nothing else.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -28,23 +29,32 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 
 from digest.errors import ConfigError
+from digest.templating import templates_root, timestamp
 
-SCHEMA_VERSION = "insights-v1"
+# What the model must answer: sent as the strict `json_schema` response format, and
+# hashed into every prompt version, so changing it re-extracts what it affects.
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["insights"],
+    "properties": {
+        "insights": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["text", "quote", "start", "importance"],
+                "properties": {
+                    "text": {"type": "string"},
+                    "quote": {"type": "string"},
+                    "start": {"type": ["number", "null"]},
+                    "importance": {"type": "integer", "minimum": 1, "maximum": 10},
+                },
+            },
+        }
+    },
+}
 FENCE = re.compile(r"</?\s*transcript\s*>", re.IGNORECASE)
-
-
-def templates_root() -> Path:
-    """`templates/` beside the package (a checkout) or inside it (an installed wheel)."""
-    package = Path(__file__).parent
-    for candidate in (package / "_templates", package.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("the templates folder is missing from this installation")
-
-
-def timestamp(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 FRONT_OPEN, FRONT_CLOSE = "{#---\n", "\n---#}"
@@ -75,7 +85,8 @@ class Prompt:
 
     def version(self, model: str) -> str:
         """Identity of what the model is asked: template text + model + answer schema."""
-        material = f"{self.source}\0{model}\0{SCHEMA_VERSION}".encode()
+        schema = json.dumps(ANSWER_SCHEMA, sort_keys=True)
+        material = f"{self.source}\0{model}\0{schema}".encode()
         return hashlib.sha256(material).hexdigest()[:12]
 
     def render(self, **context: Any) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from digest.models import DigestItem
-from digest.prompts import templates_root, timestamp
+from digest.templating import templates_root, timestamp
 
 HEADER = "We scan new podcasts and send you the top {n} insights daily."
 UNSUBSCRIBE = "%%UNSUBSCRIBE_URL%%"  # placeholders: URL-safe, so safe in HTML and text

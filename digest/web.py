@@ -17,9 +17,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from digest.config import Config
 from digest.jobs.preview import frozen_items
-from digest.prompts import templates_root
 from digest.render import render_email
 from digest.store import Store
+from digest.templating import templates_root
 
 log = logging.getLogger("digest.web")
 TOKEN = r"([A-Za-z0-9_-]{16,64})"

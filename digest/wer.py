@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
-NUMBER_WORDS = {"%": " percent ", "&": " and ", "+": " plus "}
-
-
-def normalise_words(text: str) -> list[str]:
-    """Lower-case words without punctuation, so only real word differences count."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-    for symbol, word in NUMBER_WORDS.items():
-        text = text.replace(symbol, word)
-    text = re.sub(r"(?<=\w)[-–—/](?=\w)", " ", text)  # hyphenated words as Whisper writes them
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
+from digest.grounding import normalise_words
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

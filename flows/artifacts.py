@@ -14,10 +14,10 @@ from prefect.artifacts import (
 
 from digest import jobs, render
 from digest.config import Config
-from digest.jobs.process import Hooks
+from digest.jobs import Hooks
 from digest.models import FeedPollResult
-from digest.prompts import timestamp
 from digest.store import Store
+from digest.templating import timestamp
 
 
 def poll_table(results: list[FeedPollResult]) -> None:

@@ -1,24 +1,30 @@
 """The pipeline as Prefect flows. Read this file to see the whole job on one screen.
 
 poll-feeds ──▶ process-episode (one run per new episode) ──▶ daily-digest
-   └── every step is a task that calls one `digest.jobs` function; policy
-       (retries, concurrency, rate limits) lives here on the decorators.
+   └── every task calls one `digest.jobs` unit, and the order of the units is
+       `digest.jobs` own (`take_episode`, `work_list`); what lives here is policy:
+       retries, concurrency, rate limits, artifacts, events.
+
+Retries (the README's "What is retried" says the same):
+- fetch-feed and obtain (download) retry network faults (refused, reset, timeout,
+  HTTP 408/429/5xx) twice, after 2 and 10 s; a 404, a corrupt file or a bad config
+  is not retried.
+- extract retries while the LLM endpoint is down, after 1, 3 and 10 minutes, in
+  deployed runs only; a local `digest run` leaves the episode waiting for the next.
+- daily-digest retries twice, 5 minutes apart, in deployed runs only; a local run
+  leaves the undelivered messages to the next run (the ledger sends each once).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "digest,openai,httpx")
-# Library code also logs outside flow runs (CLI commands, a serve process between runs).
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-# Ephemeral mode starts a local server; it must not phone home (nor log errors offline).
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
@@ -27,8 +33,8 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from digest import jobs
-from digest.errors import BlockedURL, ConfigError, MediaError, ServiceUnavailable, TooLarge
-from digest.models import FeedPollResult
+from digest.errors import DigestError, ServiceUnavailable
+from digest.models import Episode, FeedPollResult, FetchResult
 from flows import artifacts
 from flows.context import context, processor, prompt_override
 
@@ -38,62 +44,90 @@ if logging.getLogger("digest").level == logging.NOTSET:
     logging.getLogger("digest").setLevel(logging.INFO)
 
 PROCESS_DEPLOYMENT = "process-episode/process-episode"
-PERMANENT = (BlockedURL, ConfigError, MediaError, TooLarge)  # retrying cannot help
+# Every task's inputs are ids and paths into the state database, which is the cache:
+# Prefect's own input hashing and result files would only cost time.
 
 
-def transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry network trouble, not a corrupt file or a bad config."""
+def _raised(state: Any) -> BaseException | None:
     try:
         state.result()
-    except PERMANENT:
-        return False
-    except Exception:
-        return True
-    return False
+    except BaseException as exc:
+        return exc
+    return None
 
 
-@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
-def poll_one(feed_url: str, config_path: str | None) -> FeedPollResult:
+def network_fault(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what a few seconds may cure (see DigestError.retryable), nothing else."""
+    exc = _raised(state)
+    return isinstance(exc, DigestError) and exc.retryable
+
+
+def service_down(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry while a service the item needs is down (the LLM endpoint)."""
+    exc = _raised(state)
+    return isinstance(exc, DigestError) and exc.transient
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=network_fault,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def fetch_feed(feed_url: str, config_path: str | None) -> FetchResult:
     config, store = context(config_path)
-    feed = store.feeds.get(feed_url)
     with jobs.feed_client(config) as client:
-        return jobs.poll_feed(store, config, feed, client)
+        return jobs.fetch(client, store.feeds.get(feed_url), config)
 
 
-# Bounded: an unbounded pool would open a connection to every feed at once.
-POLL_RUNNER: Any = ThreadPoolTaskRunner(max_workers=8)
-
-
-@flow(name="poll-feeds", log_prints=True, task_runner=POLL_RUNNER)
+@flow(name="poll-feeds", log_prints=True, persist_result=False)
 def poll_feeds(config_path: str | None = None, enqueue: bool = True) -> list[str]:
-    """Poll every feed at once (bounded), record new episodes, start their processing."""
+    """Poll every feed, `[feeds] concurrency` at a time; record new episodes and start
+    their processing."""
     config, store = context(config_path)
-    futures = poll_one.map([f.url for f in store.feeds.list()], config_path)
-    results: list[FeedPollResult] = [future.result() for future in futures]
+    feeds = store.feeds.list()
+    # Bounded: an unbounded pool would open a connection to every feed at once.
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(config.feeds.concurrency)
+    with runner:
+        futures = [
+            runner.submit(fetch_feed, {"feed_url": f.url, "config_path": config_path})
+            for f in feeds
+        ]
+        fetched = [_raised_or_result(future) for future in futures]
+    now = jobs.utcnow()
+    results = [
+        jobs.record(store, config, f, got, now) for f, got in zip(feeds, fetched, strict=True)
+    ]
     artifacts.poll_table(results)
-    for result in results:
-        if (
-            result.outcome == "failed"
-            and result.consecutive_failures == config.feeds.alert_after_failures
-        ):
-            emit_event(  # exactly at the threshold: one alert per outage, not one per poll
-                event="digest.feed.unhealthy",
-                resource={
-                    "prefect.resource.id": f"digest.feed.{result.feed_url}",
-                    "prefect.resource.name": result.feed_url,
-                },
-                payload={
-                    "error": result.error,
-                    "consecutive_failures": result.consecutive_failures,
-                },
-            )
+    for result in jobs.newly_unhealthy(results, config):
+        emit_event(
+            event="digest.feed.unhealthy",
+            resource={
+                "prefect.resource.id": f"digest.feed.{result.feed_url}",
+                "prefect.resource.name": result.feed_url,
+            },
+            payload={"error": result.error, "consecutive_failures": result.consecutive_failures},
+        )
     new = [episode_id for r in results for episode_id in r.new_episode_ids]
     if enqueue:
         for episode_id in new:
             start_processing(episode_id, config_path)
-    failed = sum(r.outcome == "failed" for r in results)
-    print(f"Polled {len(results)} feed(s): {len(new)} new episode(s), {failed} failed.")
+    print(summarise_poll(results))
     return new
+
+
+def _raised_or_result(future: Any) -> FetchResult | Exception:
+    try:
+        return future.result()  # type: ignore[no-any-return]
+    except Exception as exc:  # retries are spent: jobs.record stores it on the feed
+        return exc
+
+
+def summarise_poll(results: list[FeedPollResult]) -> str:
+    new = sum(r.new_episodes for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    return f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed."
 
 
 def start_processing(episode_id: str, config_path: str | None) -> None:
@@ -111,35 +145,38 @@ def start_processing(episode_id: str, config_path: str | None) -> None:
         process_episode(episode_id, config_path)
 
 
-@task(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient)
-def obtain(episode_id: str, config_path: str | None, force: bool) -> dict[str, Any]:
-    """A transcript without Whisper if there is one, else the downloaded audio."""
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=network_fault,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def obtain(episode_id: str, config_path: str | None, force: bool) -> jobs.ProcessResult | str:
+    """A transcript without Whisper if there is one, else the downloaded audio's path."""
     _config, store = context(config_path)
-    episode = store.episodes.get(episode_id)
-    done = processor(config_path).ready(episode, force=force)
-    if done is not None:
-        return {"done": done}
-    return {"media": str(processor(config_path).download(episode))}
+    got = processor(config_path).steps(force=force).obtain(store.episodes.get(episode_id))
+    return got if isinstance(got, jobs.ProcessResult) else str(got)
 
 
-@task(retries=1, retry_delay_seconds=30, retry_condition_fn=transient)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def transcribe(
     episode_id: str, media: str, config_path: str | None, force: bool
 ) -> jobs.ProcessResult:
     """Whisper in its worker process, holding a slot of the global `whisper` limit."""
-    from pathlib import Path
-
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
-    progress = artifacts.TranscriptionProgress(episode.title)
-    return processor(config_path).transcribe_media(
-        episode, Path(media), force=force, hooks=progress.hooks()
-    )
+    hooks = artifacts.TranscriptionProgress(episode.title).hooks()
+    return processor(config_path).steps(force=force, hooks=hooks).transcribe(episode, Path(media))
 
 
-# An LLM endpoint that is down is retried for about a quarter of an hour, then the
-# episode waits (still transcribed, no attempt used) for the next run.
-@task(retries=3, retry_delay_seconds=[60, 180, 600], retry_condition_fn=transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[60, 180, 600],
+    retry_condition_fn=service_down,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.ExtractResult:
     config, store = context(config_path)
     per_minute = config.orchestration.llm_requests_per_minute
@@ -150,10 +187,31 @@ def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.Extra
         prompt=prompt_override(),
     )
     result = extractor.extract(store.episodes.get(episode_id), force=force)
-    if result.outcome == "waiting":
+    if result.outcome == "waiting":  # raised, so that `service_down` can retry it
         raise ServiceUnavailable(result.error or "the LLM endpoint is unavailable")
     artifacts.insights_markdown(store, episode_id, result)
     return result
+
+
+@dataclass(frozen=True)
+class TaskSteps:
+    """jobs.take_episode's steps, each run as a task with its own retries."""
+
+    config_path: str | None
+    force: bool
+    patient: bool  # wait (retry) for an LLM endpoint that is down
+
+    def obtain(self, episode: Episode) -> jobs.ProcessResult | Path:
+        got = obtain(episode.id, self.config_path, self.force)
+        return got if isinstance(got, jobs.ProcessResult) else Path(got)
+
+    def transcribe(self, episode: Episode, media: Path) -> jobs.ProcessResult:
+        return transcribe(episode.id, str(media), self.config_path, self.force)
+
+    def extract(self, episode: Episode) -> jobs.ExtractResult:
+        run = extract if self.patient else extract.with_options(retries=0)
+        result: jobs.ExtractResult = run(episode.id, self.config_path, self.force)
+        return result
 
 
 def episode_run_name() -> str:
@@ -166,54 +224,42 @@ def episode_run_name() -> str:
         return f"process-episode: {params.get('episode_id')}"
 
 
-@flow(name="process-episode", flow_run_name=episode_run_name, log_prints=True)
+@flow(
+    name="process-episode",
+    flow_run_name=episode_run_name,
+    log_prints=True,
+    persist_result=False,
+)
 def process_episode(
     episode_id: str, config_path: str | None = None, force: bool = False, wait_for_llm: bool = True
-) -> dict[str, Any]:
+) -> jobs.EpisodeOutcome:
     """Download, transcribe and extract one episode; fails (and alerts) if the episode does.
 
     `wait_for_llm=False` (a `digest run`): an LLM endpoint that is down is not waited for
     in the run; the episode stays transcribed and the next run extracts it."""
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
-    try:
-        got = obtain(episode_id, config_path, force)
-        result = (
-            got["done"]
-            if "done" in got
-            else transcribe(episode_id, got["media"], config_path, force)
-        )
-    except Exception as exc:
-        failed = processor(config_path).fail(episode, exc)
-        raise RuntimeError(failed.error) from exc
-    try:
-        extracted = (extract if wait_for_llm else extract.with_options(retries=0))(
-            episode_id, config_path, force
-        )
-    except ServiceUnavailable as exc:
-        if wait_for_llm:
-            raise
-        print(f"{episode.title}: waiting for the LLM endpoint ({exc})")
-        return {"process": result, "waiting": str(exc)}
-    if extracted.outcome == "failed":
-        raise RuntimeError(extracted.error)
-    print(
-        f"{episode.title}: {result.outcome} ({result.source}), {len(extracted.insights)} insight(s)"
-    )
-    return {"process": result, "extract": extracted}
+    steps = TaskSteps(config_path, force, patient=wait_for_llm)
+    outcome = jobs.take_episode(episode, steps, processor(config_path).fail)
+    if outcome.outcome == "failed":
+        raise RuntimeError(outcome.error)
+    print(f"{episode.title}: {outcome.outcome}" + (f" ({outcome.error})" if outcome.error else ""))
+    return outcome
 
 
-@task
+@task(cache_policy=NO_CACHE, persist_result=False)
 def send(config_path: str | None, date: str | None) -> jobs.SendReport:
     config, store = context(config_path)
     return jobs.send_digests(store, config, date=date)
 
 
-@flow(name="daily-digest", log_prints=True, retries=2, retry_delay_seconds=300)
+@flow(
+    name="daily-digest", log_prints=True, retries=2, retry_delay_seconds=300, persist_result=False
+)
 def daily_digest(date: str | None = None, config_path: str | None = None) -> jobs.SendReport:
     """Select, render and send; a retry after a partial send sends only what is missing."""
     config, store = context(config_path)
-    report = send(config_path, date)
+    report: jobs.SendReport = send(config_path, date)
     artifacts.send_results(store, config, report)
     retry = report.count("failed") + report.count("not-attempted")
     print(f"Sent {report.count('sent')}, {retry} to retry, {report.count('rejected')} rejected.")
@@ -222,19 +268,19 @@ def daily_digest(date: str | None = None, config_path: str | None = None) -> job
     return report
 
 
-@flow(name="digest-pipeline", log_prints=True)
+@flow(name="digest-pipeline", log_prints=True, persist_result=False)
 def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
-    """The whole job once, as `digest run` executes it: poll, process what is new, send."""
+    """The whole job once, as `digest run` executes it: poll, process what needs it, send.
+
+    Nothing in it waits on a service that is down: such work is left for the next run."""
     config, store = context(config_path)
     new = poll_feeds(config_path, enqueue=False)
-    todo = store.episodes.processable(max_attempts=config.transcription.max_attempts)
     extractor = jobs.Extractor(store, config, prompt=prompt_override())
-    todo += [e for e in extractor.pending() if e.id not in {t.id for t in todo}]
-    outcomes = {}
-    for episode in todo:
+    outcomes = []
+    for episode in jobs.work_list(store, config, extractor):
         state = process_episode(episode.id, config_path, wait_for_llm=False, return_state=True)
-        outcomes[episode.id] = _outcome(state)
-    report = daily_digest(config_path=config_path, return_state=True)
+        outcomes.append(state.result() if state.is_completed() else _failed(store, episode, state))
+    report = daily_digest.with_options(retries=0)(config_path=config_path, return_state=True)
     return {
         "feeds": len(store.feeds.list()),
         "new": len(new),
@@ -243,30 +289,11 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     }
 
 
-def _outcome(state: Any) -> str:
-    """completed, waiting (for the LLM endpoint) or failed: what `digest run` reports."""
-    if not state.is_completed():
-        return "failed"
-    return "waiting" if "waiting" in state.result() else "completed"
-
-
-HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-
-
-def local_run_settings() -> Any:
-    """Settings for `digest run` in a terminal or cron job: no flow-run heartbeats.
-
-    Heartbeats let a server notice a crashed run through an automation; a local run's
-    crash is seen by whoever started it, and each flow run pays up to a second at its
-    end joining Prefect's heartbeat thread (docs/benchmarks.md). Set either heartbeat
-    variable to keep them."""
-    from contextlib import nullcontext
-
-    from prefect.settings import temporary_settings
-
-    if any(os.environ.get(name) for name in HEARTBEAT_VARIABLES):
-        return nullcontext()
-    return temporary_settings(updates={"flows.heartbeat_frequency": None})
+def _failed(store: Any, episode: Episode, state: Any) -> jobs.EpisodeOutcome:
+    """A failed process-episode run, as its episode's record tells it."""
+    error = store.episodes.get(episode.id).error or state.message or "failed"
+    failed = jobs.ProcessResult(episode.id, episode.title, "failed", error=error)
+    return jobs.EpisodeOutcome(episode.id, episode.title, failed)
 
 
 def schedules(config: Any, has_personal_times: bool) -> dict[str, Any]:

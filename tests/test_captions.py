@@ -8,7 +8,8 @@ import pytest
 
 from digest.captions import parse_transcript, render_text, render_vtt, sniff_format
 from digest.errors import TranscriptError
-from digest.wer import normalise_words, word_error_rate
+from digest.grounding import normalise_words
+from digest.wer import word_error_rate
 
 WORDS = (
     "Grid batteries earn most of their money in the few hours a year when prices spike, "

@@ -14,10 +14,10 @@ import pytest
 from digest.extract import ExtractionError, parse_answer, plan_windows, tokens
 from digest.grounding import TranscriptIndex, text_problem
 from digest.jobs.clock import utcnow
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.models import Segment, Transcript
-from digest.prompts import templates_root
 from digest.store import Store
+from digest.templating import templates_root
 from tests.support.fake_openai import (
     FakeOpenAI,
     Reply,

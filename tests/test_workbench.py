@@ -14,10 +14,11 @@ from digest.cli import cli
 from digest.errors import ConfigError
 from digest.feeds import parse_feed
 from digest.jobs.clock import utcnow
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.preview import digest_items
-from digest.prompts import list_prompts, load_prompt, templates_root
+from digest.prompts import list_prompts, load_prompt
 from digest.store import Store
+from digest.templating import templates_root
 from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
 from tests.support.seed import corpus_transcript
 

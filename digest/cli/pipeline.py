@@ -11,9 +11,9 @@ from rich.table import Table
 from digest import jobs, render
 from digest.captions import render_text, render_vtt
 from digest.cli.base import App, check_date, cli, console, emit_json, locked, when
+from digest.cli.progress import ProcessProgress
 from digest.errors import InvalidInput, NotFound
-from digest.jobs import Extractor, ExtractResult, Processor, ProcessResult
-from digest.progress import ProcessProgress
+from digest.jobs import Extractor, ExtractResult, Processor
 
 
 # ---------------------------------------------------------------- pipeline
@@ -27,6 +27,11 @@ def poll(app: App, as_json: bool) -> None:
     if as_json:
         return emit_json(results)
     print_poll(results)
+    for r in jobs.newly_unhealthy(results, app.config):
+        console.print(
+            f"[red]![/] {r.feed_url} has now failed {r.consecutive_failures} polls in a row: "
+            f"{r.error}"
+        )
 
 
 def print_poll(results: list[Any]) -> None:
@@ -76,16 +81,40 @@ def print_episodes(rows: list[Any]) -> None:
 @locked
 def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
     """Transcribe pending episodes (publisher transcripts first), then extract insights."""
-    print_process(run_process(app, episode_ids, limit, force))
-    print_extract(run_extract(app, episode_ids))
+    store, config = app.store, app.config
+    extractor = Extractor(store, config)
+    todo = jobs.work_list(store, config, extractor, episode_ids=episode_ids, limit=limit)
+    outcomes = []
+    with Processor(store, config) as processor, ProcessProgress(console) as progress:
+        for episode in todo:
+            steps = jobs.LocalSteps(processor, extractor, force, progress.hooks(episode.title))
+            outcomes.append(jobs.take_episode(episode, steps, processor.fail))
+    print_outcomes(outcomes)
 
 
-def run_extract(
-    app: App, episode_ids: tuple[str, ...] = (), force: bool = False
-) -> list[ExtractResult]:
-    extractor = Extractor(app.store, app.config)
-    todo = [app.store.episodes.get(i) for i in episode_ids] if episode_ids else extractor.pending()
-    return [extractor.extract(e, force=force) for e in todo]
+def print_outcomes(outcomes: list[jobs.EpisodeOutcome]) -> None:
+    """What `digest process` and `digest run` report: one line per problem, then totals."""
+    for o in outcomes:
+        mark = {"failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}.get(o.outcome)
+        if mark:
+            console.print(f"{mark} {o.error}")
+        for text, reason in o.extract.dropped if o.extract else ():
+            console.print(f"  [yellow]dropped[/] from {o.title!r}: {reason}: {text[:70]}…")
+    count = {k: sum(o.outcome == k for o in outcomes) for k in ("completed", "waiting", "failed")}
+    done = [o.process for o in outcomes if o.process.outcome == "transcribed"]
+    audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
+    insights = sum(len(o.extract.insights) for o in outcomes if o.extract)
+    calls = sum(o.extract.calls for o in outcomes if o.extract)
+    wait = f"{count['waiting']} waiting, " if count["waiting"] else ""
+    console.print(
+        f"Processed {len(outcomes)} episode(s): {count['completed']} completed, {wait}"
+        f"{count['failed']} failed."
+    )
+    if outcomes:
+        console.print(
+            f"  {len(done)} transcribed ({audio:.1f} min of audio by Whisper), "
+            f"{insights} insight(s) extracted, {calls} LLM call(s)."
+        )
 
 
 def print_extract(results: list[ExtractResult]) -> None:
@@ -111,7 +140,9 @@ def print_extract(results: list[ExtractResult]) -> None:
 @locked
 def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
     """Pull grounded insights out of transcripts (cached by transcript, prompt and model)."""
-    print_extract(run_extract(app, episode_ids, force))
+    extractor = Extractor(app.store, app.config)
+    todo = [app.store.episodes.get(i) for i in episode_ids] if episode_ids else extractor.pending()
+    print_extract([extractor.extract(e, force=force) for e in todo])
 
 
 @cli.command()
@@ -132,39 +163,6 @@ def preview(app: App, day: str | None, fmt: str) -> None:
     )
     text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
     click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)
-
-
-def run_process(
-    app: App, episode_ids: tuple[str, ...] = (), limit: int | None = None, force: bool = False
-) -> list[ProcessResult]:
-    store, config = app.store, app.config
-    if episode_ids:
-        todo = [store.episodes.get(i) for i in episode_ids]
-    else:
-        todo = store.episodes.processable(
-            max_attempts=config.transcription.max_attempts, limit=limit
-        )
-    results = []
-    with Processor(store, config) as processor, ProcessProgress(console) as progress:
-        for episode in todo:
-            hooks = progress.hooks(episode.title)
-            results.append(processor.process(episode, force=force, hooks=hooks))
-    return results
-
-
-def print_process(results: list[ProcessResult]) -> None:
-    for r in results:
-        if r.outcome == "failed":
-            console.print(f"[red]✗[/] {r.error}")
-    done = [r for r in results if r.outcome == "transcribed"]
-    publisher = sum(r.source == "publisher" for r in done)
-    cached = sum(r.outcome == "cached" for r in results)
-    failed = sum(r.outcome == "failed" for r in results)
-    audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
-    console.print(
-        f"Processed {len(results)} episode(s): {len(done)} transcribed ({publisher} from the "
-        f"publisher, {audio:.1f} min of audio by Whisper), {cached} already done, {failed} failed."
-    )
 
 
 @cli.command()
@@ -196,26 +194,16 @@ def run(app: App) -> None:
         raise InvalidInput(
             "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
         )
-    # One code path: the same Prefect flow the scheduler runs. With PREFECT_API_URL set the
-    # run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
-    from flows.pipeline import digest_pipeline, local_run_settings
+    # One code path: the same Prefect flows the scheduler runs. With PREFECT_API_URL set
+    # the run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
+    from flows.local import local_run
+    from flows.pipeline import digest_pipeline
 
     config_path = str(Path(app.config_path).resolve()) if app.config_path else None
-    with local_run_settings():
+    with local_run():
         summary = digest_pipeline(config_path=config_path)
     console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
-    outcomes: dict[str, str] = summary["episodes"]
-    failed = [i for i, outcome in outcomes.items() if outcome == "failed"]
-    waiting = [i for i, outcome in outcomes.items() if outcome == "waiting"]
-    completed = len(outcomes) - len(failed) - len(waiting)
-    wait = f"{len(waiting)} waiting for the LLM endpoint, " if waiting else ""
-    console.print(
-        f"Processed {len(outcomes)} episode(s): {completed} completed, {wait}{len(failed)} failed."
-    )
-    for episode_id in failed:
-        console.print(f"[red]✗[/] {app.store.episodes.get(episode_id).error}")
-    for episode_id in waiting:
-        console.print(f"[yellow]…[/] {app.store.episodes.get(episode_id).error}")
+    print_outcomes(summary["episodes"])
     report = summary["digest"]
     if isinstance(report, jobs.SendReport):
         print_send(app, report)

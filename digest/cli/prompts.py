@@ -11,7 +11,7 @@ from rich.table import Table
 
 from digest.cli.base import App, cli, console
 from digest.errors import ConfigError, InvalidInput
-from digest.jobs.extract import EXTRACTIVE, active_prompt
+from digest.jobs.insights import EXTRACTIVE, active_prompt
 from digest.jobs.workbench import (
     GATES,
     Trial,
@@ -22,7 +22,8 @@ from digest.jobs.workbench import (
     run_prompt,
     worse_on_gates,
 )
-from digest.prompts import list_prompts, timestamp
+from digest.prompts import list_prompts
+from digest.templating import timestamp
 
 
 @cli.group()

@@ -33,6 +33,23 @@ def init(app: App, sample: bool) -> None:
             # Due at 00:00 in UTC, so the first run's digest is written at once.
             store.subscribers.add(SAMPLE_READER, jobs.utcnow(), timezone="UTC", send_time="00:00")
             console.print(f"Added the sample subscriber {SAMPLE_READER}")
+    prepare_prefect()
+
+
+def prepare_prefect() -> None:
+    """Migrate Prefect's local database now, so the first `digest run` starts quickly."""
+    from flows.local import prepare
+
+    try:
+        url = prepare()
+    except Exception as exc:  # the first run migrates it anyway; say so and go on
+        console.print(
+            f"[yellow]Prefect's local database was not prepared ({exc}); "
+            "the first `digest run` will prepare it.[/]"
+        )
+        return
+    if url:
+        console.print(f"Prefect database (for runs without a server): {url}")
 
 
 # ---------------------------------------------------------------- feeds

@@ -5,15 +5,19 @@ record their results and turn one item's failure into data, so the batch goes on
 """
 
 from digest.jobs.clock import utcnow
-from digest.jobs.extract import Extractor, ExtractResult, backend_for
-from digest.jobs.poll import feed_client, poll_feed, poll_feeds
+from digest.jobs.episode import EpisodeOutcome, LocalSteps, take_episode, work_list
+from digest.jobs.insights import Extractor, ExtractResult, backend_for
+from digest.jobs.poll import feed_client, fetch, newly_unhealthy, poll_feeds, record
 from digest.jobs.preview import cost_usd, digest_items
-from digest.jobs.process import Processor, ProcessResult
+from digest.jobs.process import Hooks, Processor, ProcessResult
 from digest.jobs.send import SendReport, SendResult, send_digests
 
 __all__ = [
+    "EpisodeOutcome",
     "ExtractResult",
     "Extractor",
+    "Hooks",
+    "LocalSteps",
     "ProcessResult",
     "Processor",
     "SendReport",
@@ -22,8 +26,12 @@ __all__ = [
     "cost_usd",
     "digest_items",
     "feed_client",
-    "poll_feed",
+    "fetch",
+    "newly_unhealthy",
     "poll_feeds",
+    "record",
     "send_digests",
+    "take_episode",
     "utcnow",
+    "work_list",
 ]

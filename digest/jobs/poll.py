@@ -1,4 +1,9 @@
-"""Polling: fetch feeds concurrently, then parse and record them one by one."""
+"""Polling: fetch feeds concurrently, then parse and record them one by one.
+
+Two units: `fetch` (network only; raises, so an orchestrator can retry it) and
+`record` (parse and store the outcome, a failure included). `poll_feeds` is the
+loop `digest poll` runs; the poll-feeds flow runs the same two units as tasks.
+"""
 
 from __future__ import annotations
 
@@ -32,36 +37,42 @@ def poll_feeds(
     feeds = [f for f in store.feeds.list() if wanted is None or f.url in wanted]
     now = now or utcnow()
     with feed_client(config) as client, ThreadPoolExecutor(config.feeds.concurrency) as pool:
-        fetched = list(pool.map(lambda feed: _fetch(client, feed, config), feeds))
+        fetched = list(pool.map(lambda feed: _outcome(client, feed, config), feeds))
     return [
-        _record(store, config, feed, outcome, now)
+        record(store, config, feed, outcome, now)
         for feed, outcome in zip(feeds, fetched, strict=True)
     ]
 
 
-def poll_feed(
-    store: Store, config: Config, feed: Feed, client: GuardedClient, now: datetime | None = None
-) -> FeedPollResult:
-    """Fetch and record one feed: the unit an orchestrator runs as one task."""
-    return _record(store, config, feed, _fetch(client, feed, config), now or utcnow())
+def fetch(client: GuardedClient, feed: Feed, config: Config) -> FetchResult:
+    """One conditional GET of the feed; raises FetchError (`retryable` for network faults)."""
+    return fetch_feed(
+        client,
+        feed.url,
+        etag=feed.etag,
+        last_modified=feed.last_modified,
+        max_bytes=config.feeds.max_feed_bytes,
+    )
 
 
-def _fetch(client: GuardedClient, feed: Feed, config: Config) -> FetchResult | Exception:
+def _outcome(client: GuardedClient, feed: Feed, config: Config) -> FetchResult | Exception:
     try:
-        return fetch_feed(
-            client,
-            feed.url,
-            etag=feed.etag,
-            last_modified=feed.last_modified,
-            max_bytes=config.feeds.max_feed_bytes,
-        )
-    except Exception as exc:  # recorded against this feed by _record; never sinks the batch
+        return fetch(client, feed, config)
+    except Exception as exc:  # recorded against this feed by record(); never sinks the batch
         return exc
 
 
-def _record(
+def newly_unhealthy(results: Iterable[FeedPollResult], config: Config) -> list[FeedPollResult]:
+    """Feeds whose failures just reached `[feeds] alert_after_failures`: exactly at the
+    threshold, so an outage raises one alert, not one per poll."""
+    threshold = config.feeds.alert_after_failures
+    return [r for r in results if r.outcome == "failed" and r.consecutive_failures == threshold]
+
+
+def record(
     store: Store, config: Config, feed: Feed, outcome: FetchResult | Exception, now: datetime
 ) -> FeedPollResult:
+    """Parse and store what a fetch brought, or the failure; never raises for one feed."""
     try:
         if isinstance(outcome, Exception):
             raise outcome

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from digest.captions import parse_transcript
 from digest.config import Config
@@ -37,7 +37,8 @@ MAX_TRANSCRIPT_BYTES = 20 * 1024 * 1024
 class ProcessResult:
     episode_id: str
     title: str
-    outcome: Literal["transcribed", "cached", "failed"]
+    # waiting: a transient cause (a full disk); the episode stays pending, no attempt used
+    outcome: Literal["transcribed", "cached", "failed", "waiting"]
     source: str | None = None  # publisher | whisper
     engine: str | None = None
     audio_seconds: float = 0.0
@@ -53,6 +54,31 @@ class Hooks:
 
 
 Guard = Callable[[], AbstractContextManager[Any]]
+
+
+class TranscriptSteps(Protocol):
+    """The two steps to a transcript, as one process runs them (`Processor.steps`) or as
+    an orchestrator runs them (each a task with its own retries)."""
+
+    def obtain(self, episode: Episode) -> ProcessResult | Path:
+        """A transcript without Whisper (stored or the publisher's), else the audio."""
+        ...
+
+    def transcribe(self, episode: Episode, media: Path) -> ProcessResult:
+        """Whisper (or the transcript of identical audio) for downloaded media."""
+        ...
+
+
+Fail = Callable[[Episode, BaseException], ProcessResult]
+
+
+def obtain_transcript(episode: Episode, steps: TranscriptSteps, fail: Fail) -> ProcessResult:
+    """The one way to a transcript: any failure is recorded on the episode and returned."""
+    try:
+        got = steps.obtain(episode)
+        return got if isinstance(got, ProcessResult) else steps.transcribe(episode, got)
+    except Exception as exc:
+        return fail(episode, exc)
 
 
 class Processor:
@@ -92,15 +118,11 @@ class Processor:
         self, episode: Episode, *, force: bool = False, hooks: Hooks | None = None
     ) -> ProcessResult:
         """Transcribe one episode; any failure is recorded on it and returned, not raised."""
-        hooks = hooks or Hooks()
-        try:
-            done = self.ready(episode, force=force)
-            if done is not None:
-                return done
-            media = self.download(episode, hooks)
-            return self.transcribe_media(episode, media, force=force, hooks=hooks)
-        except Exception as exc:
-            return self.fail(episode, exc)
+        return obtain_transcript(episode, self.steps(force=force, hooks=hooks), self.fail)
+
+    def steps(self, *, force: bool = False, hooks: Hooks | None = None) -> TranscriptSteps:
+        """Both steps run here, in this process."""
+        return _LocalSteps(self, force, hooks or Hooks())
 
     def fail(self, episode: Episode, exc: BaseException) -> ProcessResult:
         """Record why the episode failed (its attempts count up) and say so; a transient
@@ -112,8 +134,8 @@ class Processor:
             message = f"{episode.title!r}: unexpected {type(exc).__name__}: {exc}"
         if isinstance(exc, DigestError) and exc.transient:
             self.store.episodes.set_status(episode.id, "pending", utcnow(), error=message)
-        else:
-            self.store.episodes.record_failure(episode.id, utcnow(), message)
+            return ProcessResult(episode.id, episode.title, "waiting", error=message)
+        self.store.episodes.record_failure(episode.id, utcnow(), message)
         return ProcessResult(episode.id, episode.title, "failed", error=message)
 
     def ready(self, episode: Episode, *, force: bool = False) -> ProcessResult | None:
@@ -246,3 +268,17 @@ class Processor:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class _LocalSteps:
+    processor: Processor
+    force: bool
+    hooks: Hooks
+
+    def obtain(self, episode: Episode) -> ProcessResult | Path:
+        done = self.processor.ready(episode, force=self.force)
+        return done if done is not None else self.processor.download(episode, self.hooks)
+
+    def transcribe(self, episode: Episode, media: Path) -> ProcessResult:
+        return self.processor.transcribe_media(episode, media, force=self.force, hooks=self.hooks)

@@ -17,12 +17,13 @@ from digest.errors import DigestError, InvalidInput
 from digest.extract import EpisodeContext, Outcome, Usage, Window, ground
 from digest.extractive import extract_passages, extractive_version
 from digest.grounding import TranscriptIndex, word_set_similarity
-from digest.jobs.extract import EXTRACTIVE, chat_extractor
+from digest.jobs.insights import EXTRACTIVE, chat_extractor
 from digest.jobs.preview import cost_usd
 from digest.models import DigestItem, Transcript
-from digest.prompts import load_prompt, templates_root
+from digest.prompts import load_prompt
 from digest.select import select_top
 from digest.store import Store
+from digest.templating import templates_root
 
 SPEAKING_RATE = 2.5  # words per second, to place untimed text files on a timeline
 ATTRIBUTION = re.compile(

@@ -16,12 +16,12 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
-from digest.store.digests import Delivery, DigestRepo, FrozenDigest
-from digest.store.episodes import EpisodeRepo
-from digest.store.feeds import FeedRepo
-from digest.store.insights import InsightRepo
-from digest.store.subscribers import SubscriberRepo
-from digest.store.transcripts import StoredTranscript, TranscriptRepo
+from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
+from digest.store.episode_repo import EpisodeRepo
+from digest.store.feed_repo import FeedRepo
+from digest.store.insight_repo import InsightRepo
+from digest.store.subscriber_repo import SubscriberRepo
+from digest.store.transcript_repo import StoredTranscript, TranscriptRepo
 
 __all__ = ["Delivery", "FrozenDigest", "Store", "StoredTranscript", "normalise_url", "redact"]
 

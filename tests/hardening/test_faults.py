@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from digest import jobs
 from digest.cli import cli
 from digest.config import Config
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.process import Processor
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI

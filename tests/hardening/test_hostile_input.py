@@ -22,7 +22,7 @@ import pytest
 
 from digest import jobs
 from digest.config import Config
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.process import Processor
 from digest.store import Store
 from tests.support.fake_openai import (

@@ -22,7 +22,7 @@ from bench.common import current_rss_mb
 from digest import jobs
 from digest.cli import cli
 from digest.deliver import Outgoing
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.process import Processor
 from digest.store import Store
 from digest.store.schema import subscribers

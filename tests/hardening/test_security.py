@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 from digest import jobs
 from digest.config import config_from_dict
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.jobs.send import send_digests
 from digest.store import Store, redact
 from digest.web import WebApp, make_server

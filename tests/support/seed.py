@@ -7,7 +7,7 @@ from pathlib import Path
 from digest.config import Config
 from digest.feeds import parse_feed
 from digest.jobs.clock import utcnow
-from digest.jobs.extract import Extractor
+from digest.jobs.insights import Extractor
 from digest.models import Segment, Transcript
 from digest.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from digest.jobs.process import Hooks
+from digest.jobs import Hooks
 
 
 class ProcessProgress:

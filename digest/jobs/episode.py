@@ -1,0 +1,109 @@
+"""One episode taken through the pipeline, and the list of episodes that need it.
+
+This is the only place that knows the order of the steps and what a failure at each
+step means. `digest process` runs the steps in this process; the `process-episode`
+flow runs each as a Prefect task (with retries) and hands the same steps in here, so
+the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.jobs.insights import Extractor, ExtractResult
+from digest.jobs.process import Fail, Hooks, Processor, ProcessResult, obtain_transcript
+from digest.models import Episode
+from digest.store import Store
+
+Outcome = Literal["completed", "waiting", "failed"]
+
+
+class EpisodeSteps(Protocol):
+    """obtain → transcribe → extract, each of which may raise."""
+
+    def obtain(self, episode: Episode) -> ProcessResult | Path: ...
+
+    def transcribe(self, episode: Episode, media: Path) -> ProcessResult: ...
+
+    def extract(self, episode: Episode) -> ExtractResult: ...
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """What happened to one episode in a run; `outcome` is what `digest run` reports."""
+
+    episode_id: str
+    title: str
+    process: ProcessResult
+    extract: ExtractResult | None = None  # None when no transcript was obtained
+
+    @property
+    def outcome(self) -> Outcome:
+        """failed (the episode's fault), waiting (a service's or the machine's: the next
+        run goes on without using an attempt), or completed."""
+        last = self.extract.outcome if self.extract else self.process.outcome
+        if last in ("failed", "waiting"):
+            return last
+        return "completed"
+
+    @property
+    def error(self) -> str | None:
+        return (self.extract.error if self.extract else None) or self.process.error
+
+
+def take_episode(episode: Episode, steps: EpisodeSteps, fail: Fail) -> EpisodeOutcome:
+    """Obtain a transcript, then extract; every failure is recorded on the episode."""
+    processed = obtain_transcript(episode, steps, fail)
+    if processed.outcome in ("failed", "waiting"):
+        return EpisodeOutcome(episode.id, episode.title, processed)
+    try:
+        extracted = steps.extract(episode)
+    except DigestError as exc:
+        if not exc.transient:
+            raise
+        # The Extractor recorded the wait before raising (an orchestrator's retry
+        # condition needs the exception); here it is an outcome, not an error.
+        extracted = ExtractResult(episode.id, episode.title, "waiting", error=str(exc))
+    return EpisodeOutcome(episode.id, episode.title, processed, extracted)
+
+
+def work_list(
+    store: Store,
+    config: Config,
+    extractor: Extractor,
+    *,
+    episode_ids: Sequence[str] = (),
+    limit: int | None = None,
+) -> list[Episode]:
+    """What still needs work: episodes without a transcript (under `max_attempts`), then
+    transcribed ones whose insights are missing or were made by another prompt. Named
+    episodes are taken whatever their status."""
+    if episode_ids:
+        return [store.episodes.get(i) for i in episode_ids]
+    todo = store.episodes.processable(max_attempts=config.transcription.max_attempts, limit=limit)
+    seen = {e.id for e in todo}
+    return todo + [e for e in extractor.pending() if e.id not in seen]
+
+
+@dataclass(frozen=True)
+class LocalSteps:
+    """Every step in this process: what `digest process` runs."""
+
+    processor: Processor
+    extractor: Extractor
+    force: bool = False
+    hooks: Hooks | None = None
+
+    def obtain(self, episode: Episode) -> ProcessResult | Path:
+        return self.processor.steps(force=self.force, hooks=self.hooks).obtain(episode)
+
+    def transcribe(self, episode: Episode, media: Path) -> ProcessResult:
+        return self.processor.steps(force=self.force, hooks=self.hooks).transcribe(episode, media)
+
+    def extract(self, episode: Episode) -> ExtractResult:
+        return self.extractor.extract(episode, force=self.force)

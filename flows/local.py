@@ -1,0 +1,77 @@
+"""What a `digest run` in a terminal or a cron job needs around the flows.
+
+With no `PREFECT_API_URL`, Prefect runs flows in ephemeral mode: it starts a
+temporary API server (uvicorn, SQLite under `PREFECT_HOME`) for the length of the
+process. That server migrates its database on first start, which on a cold, busy
+machine took longer than Prefect's default 20 s start-up limit (flows/__init__.py
+raises the limit). `prepare` migrates it ahead of time, from `digest init`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from digest.errors import DigestError
+
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+class PrefectUnavailable(DigestError):
+    """Prefect's API (the temporary server, or the one PREFECT_API_URL names) is not there."""
+
+
+def ephemeral() -> bool:
+    """True when no Prefect server is configured: flows start a temporary one."""
+    from prefect.settings import PREFECT_API_URL
+
+    return not PREFECT_API_URL.value()
+
+
+def prepare() -> str | None:
+    """Migrate the temporary server's database now; returns its URL (None with a server).
+
+    Idempotent, and quick when it is current; a failure is reported, not raised, since
+    the first run would migrate it anyway."""
+    if not ephemeral():
+        return None
+    import asyncio
+
+    from prefect.server.database import provide_database_interface
+    from prefect.server.database.alembic_commands import alembic_upgrade
+    from prefect.utilities.asyncutils import run_sync_in_worker_thread
+
+    asyncio.run(run_sync_in_worker_thread(alembic_upgrade))  # as `prefect server database upgrade`
+    url = provide_database_interface().database_config.connection_url
+    return str(url)
+
+
+@contextmanager
+def local_run() -> Iterator[None]:
+    """Settings for a run from a terminal or cron, and one-line errors for Prefect's.
+
+    No flow-run heartbeats: they let a server notice a crashed run through an
+    automation; a local run's crash is seen by whoever started it, and each flow run
+    paid up to a second at its end joining Prefect's heartbeat thread
+    (docs/benchmarks.md). Set either heartbeat variable to keep them."""
+    from prefect.settings import temporary_settings
+
+    updates = (
+        {}
+        if any(os.environ.get(v) for v in HEARTBEAT_VARIABLES)
+        else {"flows.heartbeat_frequency": None}
+    )
+    with temporary_settings(updates=updates):
+        try:
+            yield
+        except RuntimeError as exc:
+            if "ephemeral Prefect API server" not in str(exc):
+                raise
+            limit = os.environ.get(STARTUP_SETTING, "?")
+            raise PrefectUnavailable(
+                f"Prefect's temporary server did not start within {limit} s "
+                f"({STARTUP_SETTING}): raise that limit, or start a server with "
+                "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+            ) from None
