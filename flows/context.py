@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
+from pathlib import Path
 
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import deployment as current_deployment
@@ -16,8 +17,22 @@ from digest.store import Store
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=8)
 def context(config_path: str | None) -> tuple[Config, Store]:
+    """The config and store for a config file, loaded again when the file changes (a
+    long-lived worker picks up an operator's edit at its next task)."""
+    return _context(config_path, _version(config_path))
+
+
+def _version(config_path: str | None) -> int:
+    path = Path(config_path) if config_path else None
+    try:
+        return path.stat().st_mtime_ns if path else 0
+    except OSError:
+        return 0  # load_config reports a missing file with its own message
+
+
+@lru_cache(maxsize=8)
+def _context(config_path: str | None, _version: int) -> tuple[Config, Store]:
     config = load_config(config_path)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     from prefect.settings import PREFECT_API_URL
@@ -43,7 +58,7 @@ def ensure_limits(api_url: str | None, whisper_slots: int, llm_per_minute: int) 
             )
 
 
-_processors: dict[str | None, Processor] = {}
+_processors: dict[tuple[str | None, int], Processor] = {}
 
 
 # A killed worker's slot returns when its lease lapses; Prefect's default lease is five
@@ -63,11 +78,14 @@ def whisper_slot() -> AbstractContextManager[None]:
 
 def processor(config_path: str | None) -> Processor:
     """A long-lived Processor: the Whisper model loads once per worker process."""
+    key = (config_path, _version(config_path))
     with _lock:
-        if config_path not in _processors:
+        if key not in _processors:
+            for stale in [k for k in _processors if k[0] == config_path]:
+                _processors.pop(stale).close()
             config, store = context(config_path)
-            _processors[config_path] = Processor(store, config, whisper_guard=whisper_slot)
-        return _processors[config_path]
+            _processors[key] = Processor(store, config, whisper_guard=whisper_slot)
+        return _processors[key]
 
 
 ACTIVE_PROMPT_VARIABLE = "digest-active-prompt"

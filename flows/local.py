@@ -49,6 +49,22 @@ def prepare() -> str | None:
 
 
 @contextmanager
+def prefect_api() -> Iterator[None]:
+    """Prefect's "temporary server did not start" as one line that names the setting."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        limit = os.environ.get(STARTUP_SETTING, "?")
+        raise PrefectUnavailable(
+            f"Prefect's temporary server did not start within {limit} s "
+            f"({STARTUP_SETTING}): raise that limit, or start a server with "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        ) from None
+
+
+@contextmanager
 def local_run() -> Iterator[None]:
     """Settings for a run from a terminal or cron, and one-line errors for Prefect's.
 
@@ -63,15 +79,5 @@ def local_run() -> Iterator[None]:
         if any(os.environ.get(v) for v in HEARTBEAT_VARIABLES)
         else {"flows.heartbeat_frequency": None}
     )
-    with temporary_settings(updates=updates):
-        try:
-            yield
-        except RuntimeError as exc:
-            if "ephemeral Prefect API server" not in str(exc):
-                raise
-            limit = os.environ.get(STARTUP_SETTING, "?")
-            raise PrefectUnavailable(
-                f"Prefect's temporary server did not start within {limit} s "
-                f"({STARTUP_SETTING}): raise that limit, or start a server with "
-                "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
-            ) from None
+    with temporary_settings(updates=updates), prefect_api():
+        yield

@@ -152,7 +152,7 @@ def test_digest_run_against_a_server_shows_runs_tasks_and_artifacts(
         assert names[0] == "process-episode: Model Minds (sample) – Three vectors of defensibility"
         tasks = client.read_task_runs()
         assert {t.name.rsplit("-", 1)[0] for t in tasks} >= {
-            "poll_one",
+            "fetch_feed",
             "obtain",
             "transcribe",
             "extract",

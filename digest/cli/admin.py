@@ -102,6 +102,8 @@ def models_convert_ct2(source: str, out: Path) -> None:
 def serve(app: App) -> None:
     """Serve every deployment with its schedule in this process (Ctrl-C stops)."""
     from flows.deployments import serve_all
+    from flows.local import prefect_api
 
     _ = app.store  # migrate before the first scheduled run; fail fast on a bad database
-    serve_all(str(Path(app.config_path).resolve()) if app.config_path else None)
+    with prefect_api():
+        serve_all(str(Path(app.config_path).resolve()) if app.config_path else None)

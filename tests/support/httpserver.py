@@ -25,6 +25,8 @@ class Route:
     ranges: bool = False  # honour `Range: bytes=N-` with 206 Partial Content
     truncate_once: int | None = None  # first full GET: send this many bytes, then hang up
     repeat: int = 1  # the body this many times over, streamed (a 500 MB "feed" in 1 MB)
+    drop_first: int = 0  # hang up on this many requests without a byte of answer
+    status_first: tuple[int, int] | None = None  # (status, count): answer it this many times
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Seen:
 
 
 class LoopbackServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self.bytes_sent = 0  # response bodies, for benchmarks that report transfer
@@ -59,7 +61,7 @@ class LoopbackServer:
                 pass  # clients hanging up mid-body is what several tests are about
 
         self.closed = threading.Event()
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
@@ -91,6 +93,15 @@ class LoopbackServer:
             return self._reply(h, 404, b"not found", "text/plain")
         if route.delay:
             time.sleep(route.delay)
+        if route.drop_first:
+            route.drop_first -= 1
+            h.close_connection = True
+            h.connection.shutdown(2)  # a reset-like hang-up: no status line at all
+            return None
+        if route.status_first and route.status_first[1]:
+            status, left = route.status_first
+            route.status_first = (status, left - 1)
+            return self._reply(h, status, b"try again later", "text/plain")
         if route.redirect:
             h.send_response(301)
             h.send_header("Location", route.redirect)
