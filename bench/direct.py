@@ -1,5 +1,6 @@
-"""The pipeline's stages called directly, without Prefect: what `digest run` does, minus
-orchestration. The orchestration benchmark times this against `digest run`.
+"""The pipeline's units called directly, without Prefect: what `digest run` does, minus
+orchestration (the same loop as `digest poll`, `digest process`, `digest send`). The
+orchestration benchmark times this against `digest run`.
 
     python -m bench.direct CONFIG
 """
@@ -8,28 +9,26 @@ from __future__ import annotations
 
 import sys
 
+from digest import jobs
 from digest.config import load_config
-from digest.jobs.insights import Extractor
-from digest.jobs.poll import poll_feeds
-from digest.jobs.process import Processor
-from digest.jobs.send import send_digests
 from digest.store import Store
 
 
 def main() -> None:
     config = load_config(sys.argv[1])
     with Store(config.database_url) as store:
-        poll_feeds(store, config)
-        todo = store.episodes.processable(max_attempts=config.transcription.max_attempts)
-        with Processor(store, config) as processor:
-            results = [processor.process(episode) for episode in todo]
-        extractor = Extractor(store, config)
-        extracted = [extractor.extract(episode) for episode in extractor.pending()]
-        report = send_digests(store, config)
-    failed = [r.error for r in results + extracted if r.outcome == "failed"]
-    done = sum(r.outcome != "failed" for r in results)
+        jobs.poll_feeds(store, config)
+        extractor = jobs.Extractor(store, config)
+        with jobs.Processor(store, config) as processor:
+            outcomes = [
+                jobs.take_episode(episode, jobs.LocalSteps(processor, extractor), processor.fail)
+                for episode in jobs.work_list(store, config, extractor)
+            ]
+        report = jobs.send_digests(store, config)
+    failed = [o.error for o in outcomes if o.outcome != "completed"]
+    done = len(outcomes) - len(failed)
     # The same summary `digest run` prints, which the benchmark checks.
-    print(f"Processed {len(results)} episode(s): {done} completed, {len(failed)} failed.")
+    print(f"Processed {len(outcomes)} episode(s): {done} completed, {len(failed)} failed.")
     print(f"Sent {report.count('sent')} message(s).")
     if failed:
         sys.exit(f"direct run incomplete: {failed}")

@@ -9,6 +9,7 @@ fixed start-up cost of ephemeral mode (no server configured) is measured separat
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,17 +26,37 @@ from bench.common import TARGET_HEADERS, table, verdict
 TARGET_SHARE = 0.10
 
 
-def _fresh_state(root: Path, n: int) -> Path:
-    """A new state dir with the sample feed and its subscriber (`digest init --sample`)."""
+def _fresh_state(root: Path, n: int, env: dict[str, str] | None = None) -> Path:
+    """A new state dir with the sample feed and its subscriber (`digest init --sample`,
+    which also prepares the Prefect database of `env`'s PREFECT_HOME)."""
     folder = root / f"run-{n}"
     config = folder / "digest.toml"
     folder.mkdir()
     config.write_text(f'[storage]\nstate_dir = "{folder / "state"}"\n')
     digest = Path(sys.executable).with_name("digest")
     subprocess.run(
-        [str(digest), "--config", str(config), "init", "--sample"], check=True, capture_output=True
-    )
+        [str(digest), "--config", str(config), "init", "--sample"],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
     return config
+
+
+def _floor(env: dict[str, str]) -> dict[str, float]:
+    """Prefect's own costs (bench/prefect_floor.py), each in a fresh process."""
+
+    def measure(what: str) -> dict[str, float]:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.prefect_floor", what],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    imports, flow = measure("imports"), measure("flow")
+    return {
+        "import_s": imports["flows"] - imports["digest_jobs"],
+        "fastapi_s": imports["fastapi"],
+        "flow_run_s": flow["flow_run"],
+    }
 
 
 def _timed(command: list[str], env: dict[str, str], *, work: bool) -> float:
@@ -76,10 +97,9 @@ def run(repeats: int) -> dict[str, Any]:
     direct_env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     server_only = ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
     ephemeral_env = {k: v for k, v in server.env.items() if k not in server_only}
-    ephemeral_env["PREFECT_HOME"] = str(root / "ephemeral-home")
     counter = iter(range(1000))
     walls: dict[str, list[float]] = {
-        k: [] for k in ("direct", "prefect", "direct_idle", "prefect_idle", "ephemeral")
+        k: [] for k in ("direct", "prefect", "direct_idle", "prefect_idle", "ephemeral", "cold")
     }
 
     def direct(config: Path, work: bool = True) -> float:
@@ -91,6 +111,9 @@ def run(repeats: int) -> dict[str, Any]:
     def fresh() -> Path:
         return _fresh_state(root, next(counter))
 
+    def fresh_in(env: dict[str, str]) -> Path:
+        return _fresh_state(root, next(counter), env)
+
     try:
         direct(fresh())  # warm-up: model files and imports into the page cache
         prefect(fresh(), server.env)
@@ -101,8 +124,12 @@ def run(repeats: int) -> dict[str, Any]:
             config = fresh()
             walls["prefect"].append(prefect(config, server.env))
             walls["prefect_idle"].append(prefect(config, server.env, work=False))
-        for _ in range(max(1, repeats // 3)):
-            walls["ephemeral"].append(prefect(fresh(), ephemeral_env))
+        for n in range(max(1, repeats // 3)):
+            # A new user: a fresh PREFECT_HOME that `digest init` prepared, then two runs.
+            cold_env = {**ephemeral_env, "PREFECT_HOME": str(root / f"cold-home-{n}")}
+            walls["cold"].append(prefect(_fresh_state(root, next(counter), cold_env), cold_env))
+            walls["ephemeral"].append(prefect(fresh_in(cold_env), cold_env))
+        floor = _floor(server.env)
     finally:
         server.stop()
         if postgres is not None:
@@ -117,6 +144,10 @@ def run(repeats: int) -> dict[str, Any]:
         "direct_s": m["direct"],
         "prefect_s": m["prefect"],
         "ephemeral_s": m["ephemeral"],
+        "cold_first_run_s": m["cold"],
+        "floor_import_s": floor["import_s"],
+        "floor_fastapi_s": floor["fastapi_s"],
+        "floor_flow_run_s": floor["flow_run_s"],
         "overhead_s": overhead,
         "overhead_share": max(0.0, overhead) / m["prefect"],
         "fixed_overhead_s": fixed,
@@ -144,6 +175,21 @@ def report(r: dict[str, Any]) -> str:
          f"{r['overhead_s']:+.1f} s ({r['overhead_share']:.1%})"],
         ["`digest run`, ephemeral mode (no server)", f"{r['ephemeral_s']:.1f}", "",
          f"{r['ephemeral_startup_s']:+.1f} s more: the temporary server"],
+        ["first `digest run` of a new user (fresh PREFECT_HOME, after `digest init`)",
+         f"{r['cold_first_run_s']:.1f}", "", ""],
+    ]  # fmt: skip
+    floor = r["floor_import_s"] + r["floor_fastapi_s"] + 3 * r["floor_flow_run_s"]
+    profile = [
+        ["importing Prefect (what `flows.pipeline` adds to `digest.jobs`)",
+         f"{r['floor_import_s']:.2f}", "fixed"],
+        ["importing FastAPI (Prefect encodes flow parameters with it)",
+         f"{r['floor_fastapi_s']:.2f}", "fixed"],
+        ["one flow run with three no-op tasks, on this server",
+         f"{r['floor_flow_run_s']:.2f}", "3 per run + 1 per episode"],
+        ["Prefect's floor for this run: imports + 3 flow runs", f"{floor:.2f}", "fixed"],
+        ["measured fixed overhead (idle `digest run` − idle direct run)",
+         f"{r['fixed_overhead_s']:.2f}", "fixed"],
+        ["measured overhead per episode", f"{r['per_episode_overhead_s']:.2f}", "per episode"],
     ]  # fmt: skip
     title = (
         f"Orchestration — sample podcast (3 episodes, ~4.5 min audio), Prefect server on "
@@ -157,5 +203,7 @@ def report(r: dict[str, Any]) -> str:
     return (
         table(title, ["run", "wall s", "idle run s", "over direct"], rows)
         + f"\n\n{split}\n\n"
+        + table("Where the overhead goes: Prefect's own floor", ["part", "s", "paid"], profile)
+        + "\n\n"
         + table("Orchestration against targets", TARGET_HEADERS, targets(r))
     )

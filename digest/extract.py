@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from digest.errors import DigestError, ServiceUnavailable
 from digest.grounding import TranscriptIndex, text_problem, word_set_similarity
 from digest.models import Episode, Insight, Segment, Transcript
-from digest.prompts import ANSWER_SCHEMA, Prompt, defang
+from digest.prompts import Prompt, defang
 
 log = logging.getLogger("digest.extract")
 CHARS_PER_TOKEN = 4  # a conservative English average; windows stay under the limit
@@ -223,7 +223,11 @@ class ChatExtractor:
 
         response_format: dict[str, Any] | None = {
             "type": "json_schema",
-            "json_schema": {"name": "insights", "strict": True, "schema": ANSWER_SCHEMA},
+            "json_schema": {
+                "name": "insights",
+                "strict": True,
+                "schema": dict(self.prompt.answer_schema),
+            },
         }
         problem = ""
         for _attempt in range(self.json_retries + 1):

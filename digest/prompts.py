@@ -22,7 +22,8 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxEr
 from digest.errors import ConfigError
 from digest.templating import templates_root, timestamp
 
-# What the model must answer: sent as the strict `json_schema` response format, and
-# hashed into every prompt version, so changing it re-extracts what it affects.
+# The answer every prompt asks for (Prompt.answer_schema): changing it changes every
+# prompt's version, so it re-extracts what it affects.
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -82,10 +83,13 @@ class Prompt:
     path: Path
     source: str
     meta: PromptMeta = PromptMeta("", "")
+    # What the model must answer: sent as the strict `json_schema` response format and
+    # hashed into `version`, so the version always names the schema actually sent.
+    answer_schema: Mapping[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
 
     def version(self, model: str) -> str:
         """Identity of what the model is asked: template text + model + answer schema."""
-        schema = json.dumps(ANSWER_SCHEMA, sort_keys=True)
+        schema = json.dumps(self.answer_schema, sort_keys=True)
         material = f"{self.source}\0{model}\0{schema}".encode()
         return hashlib.sha256(material).hexdigest()[:12]
 

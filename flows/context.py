@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
 from prefect.concurrency.sync import concurrency
-from prefect.runtime import deployment as current_deployment
 
 from digest.config import Config, load_config
 from digest.jobs import Processor
@@ -66,12 +66,24 @@ _processors: dict[tuple[str | None, int], Processor] = {}
 WHISPER_LEASE_SECONDS = 60
 
 
+def deployed() -> bool:
+    """True in a deployment's run: a worker (or `digest serve`) started this process for
+    it and says so in PREFECT__FLOW_RUN_ID. Answered without an API round trip, which
+    `prefect.runtime.deployment.id` makes outside deployments (measured: 40 ms a call)."""
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return True
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return bool(ctx and ctx.flow_run and ctx.flow_run.deployment_id)
+
+
 def whisper_slot() -> AbstractContextManager[None]:
     """A slot of the cluster-wide `whisper` limit for deployed runs (workers share the
     GPUs). A local `digest run` holds the state directory's run lock instead: a slot
     held by a local run that was killed would stay taken (in ephemeral mode the
     server that could expire its lease dies with the run), wedging every later run."""
-    if current_deployment.id is None:
+    if not deployed():
         return nullcontext()
     return concurrency("whisper", occupy=1, strict=True, lease_duration=WHISPER_LEASE_SECONDS)
 

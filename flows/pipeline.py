@@ -28,7 +28,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
-from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -36,7 +35,7 @@ from digest import jobs
 from digest.errors import DigestError, ServiceUnavailable
 from digest.models import Episode, FeedPollResult, FetchResult
 from flows import artifacts
-from flows.context import context, processor, prompt_override
+from flows.context import context, deployed, processor, prompt_override
 
 # Prefect ships the `digest` logger's records to the UI; make sure INFO gets that far
 # even when the host process configured the root logger for warnings only.
@@ -134,7 +133,7 @@ def start_processing(episode_id: str, config_path: str | None) -> None:
     """Deployed: hand the episode to the process-episode deployment (a gpu-pool worker
     picks it up); the idempotency key makes a re-poll unable to enqueue it twice.
     Run locally: process it right here as a subflow."""
-    if current_deployment.id:
+    if deployed():
         run_deployment(
             PROCESS_DEPLOYMENT,
             parameters={"episode_id": episode_id, "config_path": config_path},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from digest.grounding import TranscriptIndex, text_problem
 from digest.jobs.clock import utcnow
 from digest.jobs.insights import Extractor
 from digest.models import Segment, Transcript
+from digest.prompts import load_prompt
 from digest.store import Store
 from digest.templating import templates_root
 from tests.support.fake_openai import (
@@ -184,6 +186,12 @@ def test_grounded_insights_are_stored_with_version_usage_and_timestamps(
     request = chat_calls(fake_openai)[0].json
     assert request["model"] == "gpt-4o-mini"
     assert request["response_format"]["type"] == "json_schema"
+    # The version names the schema that was actually sent, not a hand-bumped constant.
+    sent = request["response_format"]["json_schema"]["schema"]
+    prompt = load_prompt(config().extraction.prompt)
+    assert replace(prompt, answer_schema=sent).version("gpt-4o-mini") == extractor.version
+    changed = {**sent, "required": ["insights", "extra"]}
+    assert replace(prompt, answer_schema=changed).version("gpt-4o-mini") != extractor.version
     assert "Show: Model Minds" in request["messages"][1]["content"]
     [usage] = store.insights.usage_by_day(utcnow() - timedelta(days=1))
     assert usage["calls"] == 2 and usage["prompt_tokens"] > 500

@@ -97,6 +97,14 @@ def models_convert_ct2(source: str, out: Path) -> None:
     )
 
 
+@cli.command("config")
+def config_reference() -> None:
+    """Print every setting with its default (a starting point for digest.toml)."""
+    from digest.config_reference import reference
+
+    click.echo(reference(), nl=False)
+
+
 @cli.command()
 @click.pass_obj
 def serve(app: App) -> None:
