@@ -147,6 +147,9 @@ class SmtpSettings:
     security: str = setting("starttls", "transport security", choices=("starttls", "ssl", "none"))
     username: str = setting("", "SMTP login; the password comes from $DIGEST_SMTP_PASSWORD")
     timeout_seconds: float = setting(30.0, "one SMTP command, before the connection is retried")
+    ca_file: str = setting(
+        "", "CA bundle (PEM) for a server signed by a private CA; empty: the system store"
+    )
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,12 @@ def config_from_dict(
         name: _section(cls, data.get(name, {}), name, where) for name, cls in SECTIONS.items()
     }
     secrets = Secrets(**{name: env.get(var, "") for name, var in SECRET_ENV.items()})
+    smtp = sections["smtp"]
+    if smtp.ca_file:  # relative to the config file, like every path in it
+        ca_file = (base_dir / smtp.ca_file).resolve()
+        if not ca_file.is_file():
+            raise ConfigError(f"{where}: [smtp] ca_file {smtp.ca_file!r}: no such file")
+        sections["smtp"] = dataclasses.replace(smtp, ca_file=str(ca_file))
     config = Config(**sections, secrets=secrets, base_dir=base_dir, source=source)
     _check_values(config, where)
     return config

@@ -9,14 +9,11 @@ and temporary (4xx: retried on the next run).
 
 from __future__ import annotations
 
-import contextlib
 import email.policy
 import hashlib
 import logging
 import os
 import re
-import smtplib
-import ssl
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -26,8 +23,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
-from digest.config import SmtpSettings
-from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.render import EmailContent
 from digest.subscribers import normalise_email
@@ -37,22 +32,6 @@ from digest.subscribers import normalise_email
 POLICY = email.policy.default.clone(max_line_length=998)
 WIRE = POLICY.clone(linesep="\r\n")  # what SMTP DATA and .eml files carry
 log = logging.getLogger("digest.deliver")
-
-
-class DeliveryError(DigestError):
-    """A message was not accepted."""
-
-    permanent = False
-
-
-class ConnectionFailed(DeliveryError):
-    """The server cannot be reached at all: stop the batch, retry it all on the next run."""
-
-
-class Rejected(DeliveryError):
-    """The server refused the address for good (5xx): do not try it again."""
-
-    permanent = True
 
 
 @dataclass(frozen=True)
@@ -200,70 +179,6 @@ class Transport(Protocol):
     def send(self, message: Outgoing) -> None: ...
 
     def close(self) -> None: ...
-
-
-class SmtpTransport:
-    """One connection for the batch; reconnects once per message if the server hung up."""
-
-    def __init__(self, settings: SmtpSettings, password: str) -> None:
-        self.settings = settings
-        self.password = password
-        self._smtp: smtplib.SMTP | None = None
-
-    def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        try:
-            if s.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
-                )
-            else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
-                if s.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
-            if s.username:
-                smtp.login(s.username, self.password)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectionFailed(
-                f"cannot connect to SMTP server {s.host}:{s.port} ({s.security}): {exc}; "
-                "check [smtp] host, port, security and username, and $DIGEST_SMTP_PASSWORD"
-            ) from exc
-        return smtp
-
-    def send(self, message: Outgoing) -> None:
-        options = ["SMTPUTF8"] if message.smtputf8 else []
-        for attempt in (1, 2):
-            if self._smtp is None:
-                self._smtp = self._connect()
-            try:
-                self._smtp.sendmail(message.sender, [message.recipient], message.data, options)
-                return
-            except smtplib.SMTPServerDisconnected as exc:
-                self._smtp = None  # the server hung up: one fresh connection, then give up
-                if attempt == 2:
-                    raise DeliveryError(f"the SMTP server keeps disconnecting: {exc}") from exc
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, reply = next(iter(exc.recipients.values()))
-                raise _refusal(code, reply) from exc
-            except smtplib.SMTPResponseException as exc:
-                if exc.smtp_code == 421:  # service closing: drop this connection
-                    self.close()
-                raise _refusal(exc.smtp_code, exc.smtp_error) from exc
-            except (OSError, smtplib.SMTPException) as exc:
-                self.close()
-                raise DeliveryError(f"SMTP error: {exc}") from exc
-
-    def close(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._smtp.quit()
-        self._smtp = None
-
-
-def _refusal(code: int, reply: bytes | str) -> DeliveryError:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
-    message = f"the server answered {code} {text}"
-    return Rejected(message) if 500 <= code < 600 else DeliveryError(message)
 
 
 class OutboxTransport:

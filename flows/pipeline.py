@@ -11,8 +11,10 @@ Retries (the README's "What is retried" says the same):
   is not retried.
 - extract retries while the LLM endpoint is down, after 1, 3 and 10 minutes, in
   deployed runs only; a local `digest run` leaves the episode waiting for the next.
-- daily-digest retries twice, 5 minutes apart, in deployed runs only; a local run
-  leaves the undelivered messages to the next run (the ledger sends each once).
+- send retries a server that is busy or unreachable twice, 5 minutes apart, in
+  deployed runs only; a local run leaves the undelivered messages to the next run
+  (the ledger sends each once). A refused login, an unverified certificate or
+  missing STARTTLS is never retried: only fixing the setting helps.
 """
 
 from __future__ import annotations
@@ -61,19 +63,24 @@ def network_fault(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, DigestError) and exc.retryable
 
 
-def service_down(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry while a service the item needs is down (the LLM endpoint)."""
-    exc = _raised(state)
-    return isinstance(exc, DigestError) and exc.transient
-
-
-@task(
+# The policy of every task that fetches over the network: a refused connection, a
+# timeout or a 5xx is tried again after 2 s and 10 s; a 404 or a corrupt file is not.
+network_retries = task(
     retries=2,
     retry_delay_seconds=[2, 10],
     retry_condition_fn=network_fault,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
+
+
+def service_down(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry while a service the item needs is down (the LLM endpoint)."""
+    exc = _raised(state)
+    return isinstance(exc, DigestError) and exc.transient
+
+
+@network_retries
 def fetch_feed(feed_url: str, config_path: str | None) -> FetchResult:
     config, store = context(config_path)
     with jobs.feed_client(config) as client:
@@ -144,13 +151,7 @@ def start_processing(episode_id: str, config_path: str | None) -> None:
         process_episode(episode_id, config_path)
 
 
-@task(
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=network_fault,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@network_retries
 def obtain(episode_id: str, config_path: str | None, force: bool) -> jobs.ProcessResult | str:
     """A transcript without Whisper if there is one, else the downloaded audio's path."""
     _config, store = context(config_path)
@@ -246,24 +247,49 @@ def process_episode(
     return outcome
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
-def send(config_path: str | None, date: str | None) -> jobs.SendReport:
-    config, store = context(config_path)
-    return jobs.send_digests(store, config, date=date)
+def smtp_busy(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a send that the server turned away for now (refused, timeout, 421, 4xx),
+    never one that needs a setting fixed (a refused login, an unverified certificate)."""
+    exc = _raised(state)
+    return isinstance(exc, jobs.DeliveryIncomplete) and exc.retryable
 
 
-@flow(
-    name="daily-digest", log_prints=True, retries=2, retry_delay_seconds=300, persist_result=False
+@task(
+    retries=2,
+    retry_delay_seconds=300,
+    retry_condition_fn=smtp_busy,
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
-def daily_digest(date: str | None = None, config_path: str | None = None) -> jobs.SendReport:
-    """Select, render and send; a retry after a partial send sends only what is missing."""
+def send(config_path: str | None, date: str | None) -> jobs.SendReport:
+    """Send what is due; raise while anything is left, so that `smtp_busy` can retry it
+    (a retry sends only what is missing: the ledger)."""
     config, store = context(config_path)
-    report: jobs.SendReport = send(config_path, date)
+    report = jobs.send_digests(store, config, date=date)
+    if report.to_retry:
+        incomplete = jobs.DeliveryIncomplete(report)
+        if incomplete.retryable:
+            print(f"{incomplete}; retrying in 5 minutes if retries are left")
+        raise incomplete
+    return report
+
+
+@flow(name="daily-digest", log_prints=True, persist_result=False)
+def daily_digest(
+    date: str | None = None, config_path: str | None = None, wait_for_smtp: bool = True
+) -> jobs.SendReport:
+    """Select, render and send. A server that is busy or unreachable is retried twice,
+    5 minutes apart (`wait_for_smtp=False`, a `digest run`: left to the next run); one
+    that needs a setting fixed ends the run at once, with the setting named."""
+    config, store = context(config_path)
+    run = send if wait_for_smtp else send.with_options(retries=0)
+    try:
+        report: jobs.SendReport = run(config_path, date)
+    except jobs.DeliveryIncomplete as exc:
+        artifacts.send_results(store, config, exc.report)
+        raise
     artifacts.send_results(store, config, report)
-    retry = report.count("failed") + report.count("not-attempted")
-    print(f"Sent {report.count('sent')}, {retry} to retry, {report.count('rejected')} rejected.")
-    if retry:
-        raise RuntimeError(f"{retry} message(s) not delivered yet; the flow retry will send them")
+    print(f"Sent {report.count('sent')}, {report.count('rejected')} rejected.")
     return report
 
 
@@ -279,12 +305,12 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     for episode in jobs.work_list(store, config, extractor):
         state = process_episode(episode.id, config_path, wait_for_llm=False, return_state=True)
         outcomes.append(state.result() if state.is_completed() else _failed(store, episode, state))
-    report = daily_digest.with_options(retries=0)(config_path=config_path, return_state=True)
+    sent = daily_digest(config_path=config_path, wait_for_smtp=False, return_state=True)
     return {
         "feeds": len(store.feeds.list()),
         "new": len(new),
         "episodes": outcomes,
-        "digest": report.result(raise_on_failure=False),
+        "digest": sent.result(raise_on_failure=False),
     }
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from digest import jobs
-from digest.cli.base import App, cli, console, emit_json
+from digest.cli.base import App, cli, console, emit_json, esc
 from digest.convert import convert_ct2
+from digest.errors import InvalidInput
+from digest.subscribers import normalise_email
 
 
 @cli.command()
@@ -95,6 +97,39 @@ def models_convert_ct2(source: str, out: Path) -> None:
         f"{dims['n_audio_state']} wide, vocabulary {dims['n_vocab']}. Use it with "
         f'[transcription] backend = "openai-whisper", model = "{out}".'
     )
+
+
+@cli.group()
+def smtp() -> None:
+    """Check the mail server settings."""
+
+
+@smtp.command("check")
+@click.option("--to", "to", metavar="ADDRESS", help="Also send a short test message here.")
+@click.pass_obj
+def smtp_check(app: App, to: str | None) -> None:
+    """Connect, negotiate TLS, log in (and send a test message), printing each step."""
+    from digest.smtp import check_server
+
+    config = app.config
+    if not config.smtp.host:
+        raise InvalidInput(
+            "no [smtp] host is set, so digests are written to the outbox folder; set [smtp] "
+            "host, port, security and username (and $DIGEST_SMTP_PASSWORD) to send them"
+        )
+    address = normalise_email(to) if to else None
+
+    def step(text: str) -> None:
+        console.print(f"[green]✓[/] {esc(text)}")
+
+    check_server(
+        config.smtp,
+        config.secrets.smtp_password,
+        sender=config.digest.sender,
+        to=address,
+        step=step,
+    )
+    console.print("The SMTP settings work.")
 
 
 @cli.command("config")

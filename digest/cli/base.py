@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 
 from digest.config import Config, load_config
 from digest.errors import DigestError, InvalidInput
@@ -85,6 +86,11 @@ class DigestGroup(click.Group):
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(to_json(data), indent=2, ensure_ascii=False))
+
+
+def esc(value: str | None) -> str:
+    """Text from feeds, servers or users as Rich shows it literally ("[Live]" stays)."""
+    return escape(value or "")
 
 
 def when(value: Any) -> str:

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from digest import jobs, render
 from digest.captions import render_text, render_vtt
-from digest.cli.base import App, check_date, cli, console, emit_json, locked, when
+from digest.cli.base import App, check_date, cli, console, emit_json, esc, locked, when
 from digest.cli.progress import ProcessProgress
-from digest.errors import InvalidInput, NotFound
+from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
 
 
@@ -29,8 +29,8 @@ def poll(app: App, as_json: bool) -> None:
     print_poll(results)
     for r in jobs.newly_unhealthy(results, app.config):
         console.print(
-            f"[red]![/] {r.feed_url} has now failed {r.consecutive_failures} polls in a row: "
-            f"{r.error}"
+            f"[red]![/] {esc(r.feed_url)} has now failed {r.consecutive_failures} polls in a "
+            f"row: {esc(r.error)}"
         )
 
 
@@ -39,11 +39,11 @@ def print_poll(results: list[Any]) -> None:
     for r in results:
         style = {"failed": "red", "not_modified": "dim"}.get(r.outcome, "")
         table.add_row(
-            r.feed_url,
+            esc(r.feed_url),
             f"[{style}]{r.outcome}[/]" if style else r.outcome,
             str(r.new_episodes),
             str(r.skipped_episodes),
-            r.error or "",
+            esc(r.error),
         )
     console.print(table)
     failed = sum(r.outcome == "failed" for r in results)
@@ -67,7 +67,9 @@ def episodes(app: App, as_json: bool, status: str | None, limit: int | None) -> 
 def print_episodes(rows: list[Any]) -> None:
     table = Table("ID", "Show", "Title", "Published", "Status", "Error")
     for e in rows:
-        table.add_row(e.id, e.show_title, e.title, when(e.published_at), e.status, e.error or "")
+        table.add_row(
+            e.id, esc(e.show_title), esc(e.title), when(e.published_at), e.status, esc(e.error)
+        )
     console.print(table)
 
 
@@ -97,9 +99,11 @@ def print_outcomes(outcomes: list[jobs.EpisodeOutcome]) -> None:
     for o in outcomes:
         mark = {"failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}.get(o.outcome)
         if mark:
-            console.print(f"{mark} {o.error}")
+            console.print(f"{mark} {esc(o.error)}")
         for text, reason in o.extract.dropped if o.extract else ():
-            console.print(f"  [yellow]dropped[/] from {o.title!r}: {reason}: {text[:70]}…")
+            console.print(
+                f"  [yellow]dropped[/] from {esc(repr(o.title))}: {esc(reason)}: {esc(text[:70])}…"
+            )
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("completed", "waiting", "failed")}
     done = [o.process for o in outcomes if o.process.outcome == "transcribed"]
     audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
@@ -120,9 +124,11 @@ def print_outcomes(outcomes: list[jobs.EpisodeOutcome]) -> None:
 def print_extract(results: list[ExtractResult]) -> None:
     for r in results:
         if r.outcome == "failed":
-            console.print(f"[red]✗[/] {r.error}")
+            console.print(f"[red]✗[/] {esc(r.error)}")
         for text, reason in r.dropped:
-            console.print(f"  [yellow]dropped[/] from {r.title!r}: {reason}: {text[:70]}…")
+            console.print(
+                f"  [yellow]dropped[/] from {esc(repr(r.title))}: {esc(reason)}: {esc(text[:70])}…"
+            )
     found = sum(len(r.insights) for r in results)
     dropped = sum(len(r.dropped) for r in results)
     calls = sum(r.calls for r in results)
@@ -204,11 +210,11 @@ def run(app: App) -> None:
         summary = digest_pipeline(config_path=config_path)
     console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
     print_outcomes(summary["episodes"])
-    report = summary["digest"]
-    if isinstance(report, jobs.SendReport):
-        print_send(app, report)
-    else:
-        console.print(f"[red]✗[/] the daily digest did not go out completely: {report}")
+    sent = summary["digest"]
+    report = sent.report if isinstance(sent, jobs.DeliveryIncomplete) else sent
+    if not isinstance(report, jobs.SendReport):
+        raise DigestError(f"the daily-digest flow failed: {sent}")
+    print_send(app, report)
 
 
 @cli.command()
@@ -220,25 +226,24 @@ def run(app: App) -> None:
 @locked
 def send(app: App, day: str | None, dry_run: bool) -> None:
     """Email each subscriber whose local send time has come (never twice a day)."""
-    print_send(
-        app,
-        jobs.send_digests(
-            app.store, app.config, date=check_date(day) if day else None, dry_run=dry_run
-        ),
-    )
+    day = check_date(day) if day else None
+    print_send(app, jobs.send_digests(app.store, app.config, date=day, dry_run=dry_run))
 
 
 def print_send(app: App, report: jobs.SendReport) -> None:
+    """The send's outcome; a stop that needs a setting fixed ends the command (exit 1)."""
     for r in report.results:
-        if r.outcome in ("failed", "rejected", "not-attempted"):
-            console.print(f"[red]✗[/] {r.email} ({r.date}): {r.outcome}: {r.error}")
-    nothing = report.count("nothing-to-send")
-    retry = report.count("failed") + report.count("not-attempted")
+        if r.outcome in ("failed", "rejected"):
+            console.print(f"[red]✗[/] {esc(r.email)} ({r.date}): {r.outcome}: {esc(r.error)}")
     console.print(
-        f"Sent {report.count('sent')} message(s), {retry} to retry, "
+        f"Sent {report.count('sent')} message(s), {report.to_retry} to retry, "
         f"{report.count('rejected')} rejected"
         + (f", {report.count('dry-run')} built (dry run)" if report.count("dry-run") else "")
-        + (f"; {nothing} subscriber(s) due but no insights yet" if nothing else "")
+        + (
+            f"; {nothing} subscriber(s) due but no insights yet"
+            if (nothing := report.count("nothing-to-send"))
+            else ""
+        )
         + "."
     )
     if report.outbox:
@@ -246,3 +251,14 @@ def print_send(app: App, report: jobs.SendReport) -> None:
         console.print(f"No \\[smtp] host is set, so the digest was written to {folder}/:")
         for path in report.outbox:
             click.echo(str(path))
+    if report.needs_setting:  # one line naming the setting; the messages wait, unsent
+        raise DigestError(
+            f"{report.stopped}; the {report.to_retry} message(s) go out on the "
+            "next run once that is fixed"
+        )
+    if report.to_retry:
+        reason = report.stopped or next(r.error for r in report.results if r.outcome == "failed")
+        console.print(
+            f"[yellow]…[/] {report.to_retry} message(s) not delivered ({reason}); "
+            "the next run sends them, none twice"
+        )

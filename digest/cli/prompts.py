@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from digest.cli.base import App, cli, console
+from digest.cli.base import App, cli, console, esc
 from digest.errors import ConfigError, InvalidInput
 from digest.jobs.insights import EXTRACTIVE, active_prompt
 from digest.jobs.workbench import (
@@ -39,13 +39,13 @@ def prompts_list(app: App) -> None:
     table = Table("", "Prompt", "Description", "Model", "Temperature", "Max/window")
     for prompt in list_prompts(app.config.extraction.prompts_dir):
         if isinstance(prompt, ConfigError):
-            table.add_row("!", "[red]invalid[/]", str(prompt), "", "", "")
+            table.add_row("!", "[red]invalid[/]", esc(str(prompt)), "", "", "")
             continue
         m = prompt.meta
         table.add_row(
             "*" if prompt.name == active else "",
-            prompt.name,
-            m.description,
+            esc(prompt.name),
+            esc(m.description),
             m.model or f"{app.config.extraction.model} (config)",
             "" if m.temperature is None else f"{m.temperature:g}",
             "" if m.max_insights is None else str(m.max_insights),
@@ -66,15 +66,15 @@ def _show(trials: list[Trial]) -> None:
     for trial in trials:
         head = f"[bold]{trial.prompt}[/] ({trial.model}, version {trial.version})"
         if trial.outcome is None:
-            console.print(f"{head}: [red]failed[/]: {trial.error}")
+            console.print(f"{head}: [red]failed[/]: {esc(trial.error)}")
             continue
         console.print(f"{head}: {len(trial.outcome.insights)} insight(s) in {trial.seconds:.1f} s")
         for i in trial.outcome.insights:
             at = timestamp(i.start_seconds) if i.start_seconds is not None else "--:--:--"
-            console.print(f"  [{at}] ({i.importance}) {i.text}")
-            console.print(f"      [dim]> {i.quote}[/]")
+            console.print(f"  [{at}] ({i.importance}) {esc(i.text)}")
+            console.print(f"      [dim]> {esc(i.quote)}[/]")
         for text, reason in trial.outcome.dropped:
-            console.print(f"  [yellow]dropped[/]: {reason}: {text[:90]}")
+            console.print(f"  [yellow]dropped[/]: {esc(reason)}: {esc(text[:90])}")
 
 
 @prompts.command("try")

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from digest import jobs
-from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, when
+from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, when
 from digest.errors import InvalidInput, NotFound
 from digest.models import to_json
 from digest.opml import parse_opml, render_opml
@@ -90,8 +90,9 @@ def feeds_list(app: App, as_json: bool) -> None:
     table = Table("URL", "Title", "Last polled", "Failures", "Last error")
     for f in rows:
         table.add_row(
-            f.url, f.title, when(f.last_polled_at), str(f.consecutive_failures), f.last_error or ""
-        )
+            esc(f.url), esc(f.title), when(f.last_polled_at), str(f.consecutive_failures),
+            esc(f.last_error),
+        )  # fmt: skip
     console.print(table)
 
 
@@ -168,7 +169,7 @@ def subscribers_list(app: App, as_json: bool) -> None:
     table = Table("Email", "Timezone", "Send time", "Status", "Since")
     for s in rows:
         table.add_row(
-            s.email,
+            esc(s.email),
             s.timezone or cfg.timezone,
             s.send_time or cfg.send_time,
             s.status,

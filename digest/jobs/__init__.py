@@ -10,9 +10,10 @@ from digest.jobs.insights import Extractor, ExtractResult, backend_for
 from digest.jobs.poll import feed_client, fetch, newly_unhealthy, poll_feeds, record
 from digest.jobs.preview import cost_usd, digest_items
 from digest.jobs.process import Hooks, Processor, ProcessResult
-from digest.jobs.send import SendReport, SendResult, send_digests
+from digest.jobs.send import DeliveryIncomplete, SendReport, SendResult, send_digests
 
 __all__ = [
+    "DeliveryIncomplete",
     "EpisodeOutcome",
     "ExtractResult",
     "Extractor",

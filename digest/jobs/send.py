@@ -18,19 +18,13 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from digest.config import Config
-from digest.deliver import (
-    Composer,
-    ConnectionFailed,
-    DeliveryError,
-    OutboxTransport,
-    SmtpTransport,
-    Transport,
-    new_message_id,
-)
+from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
+from digest.errors import DigestError
 from digest.jobs.clock import utcnow
 from digest.jobs.preview import frozen_items, selection
 from digest.models import DigestItem, Subscriber
 from digest.render import render_email, subject_for
+from digest.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
 from digest.store import Delivery, Store
 
 log = logging.getLogger("digest.send")
@@ -49,9 +43,36 @@ class SendResult:
 class SendReport:
     results: list[SendResult] = field(default_factory=list)
     outbox: list[Path] = field(default_factory=list)  # .eml files written, when no SMTP host
+    stopped: str | None = None  # why a batch stopped early (the server, not an address)
+    # The stop needs a setting fixed (a refused login, an unverified certificate, ...):
+    # retrying cannot help, so nothing retries it; the messages wait, unsent.
+    needs_setting: bool = False
 
     def count(self, outcome: Outcome) -> int:
         return sum(r.outcome == outcome for r in self.results)
+
+    @property
+    def to_retry(self) -> int:
+        """Messages not delivered for a reason the next attempt may not have."""
+        return self.count("failed") + self.count("not-attempted")
+
+
+class DeliveryIncomplete(DigestError):
+    """Some of the due messages were not delivered; `report` says which and why."""
+
+    def __init__(self, report: SendReport) -> None:
+        reason = report.stopped or next(
+            (r.error for r in report.results if r.outcome == "failed"), "unknown"
+        )
+        if report.needs_setting:
+            message = str(reason)
+        else:
+            message = f"{report.to_retry} message(s) not delivered yet ({reason})"
+        super().__init__(message, retryable=not report.needs_setting)
+        self.report = report
+
+    def __reduce__(self) -> tuple[type[DeliveryIncomplete], tuple[SendReport]]:
+        return (type(self), (self.report,))
 
 
 def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | None:
@@ -102,6 +123,12 @@ def send_digests(
     )
     try:
         for day, subscribers in sorted(plan.items()):
+            if report.stopped:  # the server is out of reach: the other dates wait too
+                why = "the batch stopped: " + report.stopped
+                report.results += [
+                    SendResult(s.email, day, "not-attempted", why) for s in subscribers
+                ]
+                continue
             outbox = OutboxTransport(config.state_dir / "outbox" / day)
             batch = Batch(day, subscribers, ledger[day])
             _send_day(store, config, batch, smtp or outbox, now, dry_run, report)
@@ -152,11 +179,13 @@ def _send_day(
         except ConnectionFailed as exc:
             store.digests.mark(subscriber.id, day, "failed", message_id, utcnow(), str(exc))
             report.results.append(SendResult(subscriber.email, day, "failed", str(exc)))
+            why = "the batch stopped: " + str(exc)
             report.results += [
-                SendResult(s.email, day, "not-attempted", "SMTP server unreachable")
-                for s in subscribers[n + 1 :]
+                SendResult(s.email, day, "not-attempted", why) for s in subscribers[n + 1 :]
             ]
-            log.error("giving up on this batch: %s", exc)
+            report.stopped = str(exc)
+            report.needs_setting = isinstance(exc, SmtpSetupError)
+            log.error("stopped sending: %s", exc)
             return
         except DeliveryError as exc:
             outcome: Outcome = "rejected" if exc.permanent else "failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -29,13 +30,20 @@ class Mailbox:
         self.hang_ups = 0
         self.connections = 0
         self.delay = 0.0  # seconds before accepting each message (a slow server)
+        self.mail_commands = 0  # MAIL FROM commands seen: zero means nothing was sent
+        self.tls_mail_commands = 0  # ... of which over TLS
+        self.logins: list[tuple[str, bool]] = []  # (user, accepted) per AUTH attempt
+        self.refuse_sender: str | None = None  # a reply to MAIL FROM, e.g. "553 5.7.1 ..."
+        self.offer_auth = True  # False: EHLO lists no AUTH (a relay that takes no logins)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         self.connections += 1
         session.host_name = hostname
-        return responses
+        if self.offer_auth:
+            return responses
+        return [r for r in responses if not r[4:].upper().startswith("AUTH")]
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -47,6 +55,11 @@ class Mailbox:
                 self.hang_ups_left -= 1
             server.transport.close()
             return "421 4.3.2 going away"
+        self.mail_commands += 1
+        encrypted = session.ssl is not None or server.transport.get_extra_info("ssl_object")
+        self.tls_mail_commands += bool(encrypted)
+        if self.refuse_sender:
+            return self.refuse_sender
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -69,13 +82,54 @@ class Mailbox:
         return [m for m in self.messages if m["To"] == address]
 
 
+class Accounts:
+    """aiosmtpd authenticator: LOGIN/PLAIN against a user table, every attempt recorded."""
+
+    def __init__(self, mailbox: Mailbox, users: dict[str, str]) -> None:
+        self.mailbox, self.users = mailbox, users
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user, password = data.login.decode(), data.password.decode()
+        ok = self.users.get(user) == password
+        self.mailbox.logins.append((user, ok))
+        return AuthResult(success=ok, handled=False)
+
+
 class SmtpServer:
-    def __init__(self, mailbox: Mailbox | None = None) -> None:
+    """aiosmtpd on loopback. `tls`: None (plain), "starttls" (offered and required before
+    MAIL and AUTH) or "implicit" (TLS from the first byte, as on port 465); `users`: AUTH
+    required with these logins."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox | None = None,
+        *,
+        tls: str | None = None,
+        context: ssl.SSLContext | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.mailbox = mailbox or Mailbox()
         self.port = free_port()
+        options: dict[str, Any] = {}
+        if tls == "starttls":
+            options.update(tls_context=context, require_starttls=True)
+        elif tls == "implicit":
+            options.update(ssl_context=context)
+        if users is not None:
+            options.update(
+                authenticator=Accounts(self.mailbox, users),
+                auth_required=True,
+                # aiosmtpd only knows TLS it negotiated itself (STARTTLS); with implicit TLS
+                # every byte is encrypted already, so AUTH may be offered at once.
+                auth_require_tls=tls == "starttls",
+            )
         # SMTPUTF8 on, as Postfix, Exim and the big providers offer: addresses may be UTF-8.
         self.controller = Controller(
-            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **options
         )
         self.controller.start()
         self.running = True
