@@ -12,21 +12,32 @@ import calendar
 import hashlib
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
+from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import defusedxml.ElementTree as SafeET
 import feedparser
 
 from digest.errors import FeedParseError, FetchError
-from digest.models import EpisodeStatus, FetchResult, ParsedEpisode, ParsedFeed, TranscriptLink
+from digest.feed_repair import repair
+from digest.models import (
+    EpisodeStatus,
+    FetchResult,
+    ParsedEpisode,
+    ParsedFeed,
+    Person,
+    TranscriptLink,
+)
 from digest.net import GuardedClient, is_local, local_path, raise_for_status, read_capped
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+ENC_NS = "http://purl.oclc.org/net/rss_2.0/enc#"  # enclosures in RSS 1.0, which has none
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
@@ -66,6 +77,12 @@ def _published(entry: Any) -> datetime | None:
 def _enclosure(entry: Any, base_url: str) -> tuple[str, str, int | None]:
     """The first audio enclosure (or the first enclosure at all) as (url, type, length)."""
     enclosures = [link for link in entry.get("links", []) if link.get("rel") == "enclosure"]
+    if not enclosures:  # Media RSS feeds carry the audio in media:content instead
+        enclosures = [
+            {"href": m.get("url"), "type": m.get("type", ""), "length": m.get("filesize", "")}
+            for m in entry.get("media_content", [])
+            if m.get("url")
+        ]
     audio = [
         e
         for e in enclosures
@@ -95,30 +112,63 @@ def episode_id(feed_url: str, key: str) -> str:
     return hashlib.sha256(f"{feed_url}\n{key}".encode()).hexdigest()[:16]
 
 
-def _transcript_tags(content: bytes) -> list[list[TranscriptLink]] | None:
-    """All `podcast:transcript` tags per item, in document order; None if the XML is broken."""
+@dataclass(frozen=True)
+class ItemTags:
+    """The Podcasting 2.0 tags of one item, which feedparser does not keep whole."""
+
+    transcripts: list[TranscriptLink]
+    people: list[Person]
+    chapters_url: str
+    enclosure: tuple[str, str] = ("", "")  # RSS 1.0 `enc:enclosure` (url, type)
+
+
+def _item_tags(content: bytes) -> tuple[list[Person], list[ItemTags]] | None:
+    """Channel people, then each item's tags in document order; None if the XML (after
+    repair) is still broken, in which case feedparser's values are the fallback."""
     try:
         root = SafeET.fromstring(content)
-    except Exception:  # malformed, or defusedxml refused it: feedparser's value is the fallback
+    except Exception:
         return None
-    items = (
-        root.iter("item") if root.tag == "rss" else root.iter("{http://www.w3.org/2005/Atom}entry")
+    channel = next((el for el in root.iter() if _local(el.tag) in ("channel", "feed")), root)
+    items = [el for el in root.iter() if _local(el.tag) in ("item", "entry")]
+    channel_people = [_person(tag) for tag in channel.findall(f"{{{PODCAST_NS}}}person")]
+    return [p for p in channel_people if p], [_tags_of(item) for item in items]
+
+
+def _tags_of(item: Any) -> ItemTags:
+    chapters = item.find(f"{{{PODCAST_NS}}}chapters")
+    enc = item.find(f"{{{ENC_NS}}}enclosure")
+    return ItemTags(
+        transcripts=[
+            TranscriptLink(
+                url=tag.get("url", "").strip(),
+                type=tag.get("type", "").strip(),
+                language=tag.get("language", "").strip(),
+                rel=tag.get("rel", "").strip(),
+            )
+            for tag in item.iter(f"{{{PODCAST_NS}}}transcript")
+            if tag.get("url")
+        ],
+        people=[p for p in (_person(t) for t in item.iter(f"{{{PODCAST_NS}}}person")) if p],
+        chapters_url=(chapters.get("url", "") if chapters is not None else "").strip(),
+        enclosure=(
+            (enc.get(f"{{{RDF_NS}}}resource", "").strip(), enc.get(f"{{{ENC_NS}}}type", ""))
+            if enc is not None
+            else ("", "")
+        ),
     )
-    result = []
-    for item in items:
-        result.append(
-            [
-                TranscriptLink(
-                    url=tag.get("url", "").strip(),
-                    type=tag.get("type", "").strip(),
-                    language=tag.get("language", "").strip(),
-                    rel=tag.get("rel", "").strip(),
-                )
-                for tag in item.iter(f"{{{PODCAST_NS}}}transcript")
-                if tag.get("url")
-            ]
-        )
-    return result
+
+
+def _person(tag: Any) -> Person | None:
+    name = _clean(tag.text, limit=200)
+    if not name:
+        return None
+    role = _clean(tag.get("role"), limit=50).lower() or "host"
+    return Person(name, role, (tag.get("href") or "").strip())
+
+
+def _local(tag: Any) -> str:
+    return str(tag).rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _fallback_transcripts(entry: Any) -> list[TranscriptLink]:
@@ -142,31 +192,34 @@ def _clean(text: Any, limit: int = MAX_TITLE) -> str:
 
 
 def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
-    """Parse feed bytes into episodes; raise FeedParseError if it is not a usable feed."""
+    """Parse feed bytes into episodes; raise FeedParseError if it is not a usable feed.
+
+    Refused: entity declarations (bombs, XXE) and HTML pages. Recovered, with a warning
+    each, as podcast apps do: the mistakes `feed_repair` fixes, and XML still broken
+    after that, read by feedparser's lenient parser."""
     if ENTITY_DECL.search(content):
         raise FeedParseError(f"{base_url}: the document declares XML entities; refused as unsafe")
-    parsed = feedparser.parse(content)
+    head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:200].lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        raise FeedParseError(f"{base_url}: this is an HTML page, not an RSS or Atom feed")
+    repaired, warnings = repair(content)
+    parsed = feedparser.parse(repaired)
     reason = parsed.get("bozo_exception")
     if not parsed.get("version") and not parsed.entries:
-        head = content.lstrip()[:200].lower()
-        if head.startswith((b"<!doctype html", b"<html")):
-            raise FeedParseError(f"{base_url}: this is an HTML page, not an RSS or Atom feed")
         raise FeedParseError(f"{base_url}: not an RSS or Atom feed ({reason or 'no feed found'})")
     if isinstance(reason, SAXParseException):
-        # Apple Podcasts refuses such feeds too; half-parsed items would be worse than none.
-        raise FeedParseError(
-            f"{base_url}: malformed XML at line {reason.getLineNumber()}, column "
-            f"{reason.getColumnNumber()}: {reason.getMessage()}; the publisher must fix the feed"
+        warnings.append(
+            f"malformed XML at line {reason.getLineNumber()}, column {reason.getColumnNumber()}:"
+            f" {reason.getMessage()}; read leniently"
         )
-    transcripts = _transcript_tags(content)
+    tags = _item_tags(repaired)
+    channel_people, item_tags = tags if tags else ([], [])
     episodes: list[ParsedEpisode] = []
-    warnings: list[str] = []
     seen: dict[str, str] = {}
     for index, entry in enumerate(parsed.entries):
-        links = transcripts[index] if transcripts and index < len(transcripts) else None
-        episode = _episode(
-            entry, base_url, links if links is not None else _fallback_transcripts(entry)
-        )
+        found = item_tags[index] if index < len(item_tags) else None
+        extra = found or ItemTags(_fallback_transcripts(entry), [], "")
+        episode = _episode(entry, base_url, extra, channel_people)
         if episode.key in seen:
             if seen[episode.key] == episode.enclosure_url or not episode.enclosure_url:
                 warnings.append(f"duplicate item {episode.key!r} ignored")
@@ -180,18 +233,36 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
         episodes.append(episode)
     feed = parsed.feed
     return ParsedFeed(
-        title=_clean(feed.get("title")) or base_url,
+        title=_clean(feed.get("title")) or _host(base_url),
         link=str(feed.get("link", "")),
         episodes=tuple(episodes),
         warnings=tuple(warnings),
     )
 
 
-def _episode(entry: Any, base_url: str, transcripts: list[TranscriptLink]) -> ParsedEpisode:
+def _host(url: str) -> str:
+    """A feed without a title is named after its host, as podcast apps do (a local file
+    after its name)."""
+    parts = urlsplit(url)
+    return parts.hostname or unquote(PurePosixPath(parts.path).stem) or url
+
+
+def _title_from_file(url: str) -> str:
+    """An item without a title is named after its enclosure's file: `Ep%2012.mp3` is
+    "Ep 12"."""
+    return _clean(unquote(PurePosixPath(urlsplit(url).path).stem))
+
+
+def _episode(
+    entry: Any, base_url: str, tags: ItemTags, channel_people: list[Person]
+) -> ParsedEpisode:
     guid = _clean(entry.get("id"), limit=2000)  # identity: cap only absurd lengths
-    title = _clean(entry.get("title")) or "(untitled)"
-    published = _published(entry)
     enclosure_url, enclosure_type, length = _enclosure(entry, base_url)
+    if not enclosure_url and tags.enclosure[0]:
+        enclosure_url, enclosure_type = urljoin(base_url, tags.enclosure[0]), tags.enclosure[1]
+    title = _clean(entry.get("title")) or _title_from_file(enclosure_url) or "(untitled)"
+    published = _published(entry)
+    transcripts = tags.transcripts
     link = str(entry.get("link", ""))
     if not link.lower().startswith(("http://", "https://")):
         link = ""  # feedparser copies a non-URL GUID into link
@@ -216,6 +287,8 @@ def _episode(entry: Any, base_url: str, transcripts: list[TranscriptLink]) -> Pa
                 key=transcript_rank,
             )
         ),
+        people=tuple(tags.people or channel_people),
+        chapters_url=urljoin(base_url, tags.chapters_url) if tags.chapters_url else "",
     )
 
 

@@ -22,6 +22,23 @@ class TranscriptLink:
 
 
 @dataclass(frozen=True)
+class Person:
+    """Someone a `podcast:person` tag names: who hosts, who is the guest."""
+
+    name: str
+    role: str = "host"  # the Podcasting 2.0 default
+    href: str = ""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of an episode, from its `podcast:chapters` JSON file."""
+
+    start: float  # seconds
+    title: str
+
+
+@dataclass(frozen=True)
 class ParsedEpisode:
     """One feed item as parsed, before it meets the store."""
 
@@ -37,6 +54,8 @@ class ParsedEpisode:
     duration_seconds: float | None
     episode_type: str  # itunes:episodeType: full, trailer or bonus
     transcripts: tuple[TranscriptLink, ...] = ()
+    people: tuple[Person, ...] = ()  # the item's podcast:person tags, else the channel's
+    chapters_url: str = ""  # podcast:chapters (JSON), fetched when the episode is extracted
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ class ParsedFeed:
     title: str
     link: str
     episodes: tuple[ParsedEpisode, ...]
-    warnings: tuple[str, ...] = ()  # recoverable oddities, e.g. duplicate GUIDs
+    warnings: tuple[str, ...] = ()  # what was wrong and recovered: shown, not an error
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class Feed:
     last_error: str | None
     consecutive_failures: int
     added_at: datetime
+    warnings: tuple[str, ...] = ()  # what its last successful poll had to recover from
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,8 @@ class Episode:
     attempts: int = 0  # failed processing attempts so far
     transcript_source: str | None = None  # publisher | whisper, once transcribed
     transcript_engine: str | None = None  # e.g. faster-whisper, publisher:vtt
+    people: tuple[Person, ...] = ()  # podcast:person: who hosts, who is the guest
+    chapters_url: str = ""  # podcast:chapters JSON, if the feed names one
 
 
 @dataclass(frozen=True)
@@ -147,6 +169,7 @@ class Insight:
     importance: int  # 1-10, from the model (or the extractive score)
     prompt_version: str
     model: str
+    chapter: str | None = None  # the chapter its quote falls in, when the feed has chapters
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,6 @@ def test_changed_title_keeps_the_identity() -> None:
 @pytest.mark.parametrize(
     ("fixture", "message"),
     [
-        ("feeds/malformed.xml", "malformed XML at line 3"),
         ("feeds/not_a_feed.html", "HTML page"),
         ("feeds/entity_bomb.xml", "declares XML entities"),
         ("feeds/external_entity.xml", "declares XML entities"),
@@ -124,6 +123,12 @@ def test_unusable_documents_raise_a_message_naming_the_url(fixture: str, message
     assert message in str(info.value)
     assert "https://bad.example/feed" in str(info.value)
     assert time.monotonic() - started < 5, "an entity bomb must be refused, not expanded"
+
+
+def test_xml_still_broken_after_repair_is_read_leniently_with_a_warning() -> None:
+    feed = parse_feed(fixture_bytes("feeds/malformed.xml"), "https://bad.example/feed")
+    assert feed.title == "Broken" and len(feed.episodes) == 1
+    assert any("malformed XML at line 3" in w and "read leniently" in w for w in feed.warnings)
 
 
 def test_titles_lose_control_characters_that_could_inject_headers() -> None:
@@ -166,3 +171,57 @@ class TestInitialStatus:
             1
         ]
         assert initial_status(notes, first_poll=False, now=NOW, lookback_hours=48)[0] == "skipped"
+
+
+ITEM = b"<item><title>Caf&eacute;&nbsp;talk</title><guid>g1</guid><enclosure url='https://cdn.example/a.mp3?x=1&y=2' type='audio/mpeg'/></item>"
+
+
+@pytest.mark.parametrize(
+    ("document", "warning"),
+    [
+        (b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title>" + ITEM + b"</channel></rss>",
+         "HTML entities XML does not define: &eacute;, &nbsp;"),
+        (b"  \n<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>T</title>"
+         + ITEM + b"</channel></rss>", "whitespace before the XML declaration"),
+        (b"\xef\xbb\xbf\n<?xml version='1.0'?><rss version='2.0'><channel><title>T</title>"
+         + ITEM + b"</channel></rss>", "whitespace before the XML declaration"),
+        ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Café</title>"
+         .encode("cp1252") + ITEM + b"</channel></rss>", "declared encoding 'utf-8' does not match"),
+        ("<rss version='2.0'><channel><title>Café</title>".encode("cp1252") + ITEM
+         + b"</channel></rss>", "no encoding declared and not UTF-8"),
+        (b"<rss version='2.0'><channel><title>T</title>" + ITEM + b"</channel></rss>",
+         "unescaped & in text or URLs"),
+    ],
+)  # fmt: skip
+def test_safe_mistakes_are_repaired_and_reported(document: bytes, warning: str) -> None:
+    feed = parse_feed(document, "https://pub.example/feed.xml")
+    [episode] = feed.episodes
+    assert episode.title == "Café talk"
+    assert episode.enclosure_url == "https://cdn.example/a.mp3?x=1&y=2", "the & survives as it was"
+    assert any(warning in w for w in feed.warnings), feed.warnings
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<rss version='0.91'><channel><title>T</title><item><title>E</title><link>https://e.example/1</link>"
+        b"<enclosure url='https://cdn.example/1.mp3' type='audio/mpeg' length='1'/></item></channel></rss>",
+        b"<rss version='0.92'><channel><title>T</title><item><title>E</title>"
+        b"<enclosure url='https://cdn.example/1.mp3' type='audio/mpeg' length='1'/></item></channel></rss>",
+        b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' xmlns='http://purl.org/rss/1.0/'"
+        b" xmlns:enc='http://purl.oclc.org/net/rss_2.0/enc#'><channel rdf:about='x'><title>T</title></channel>"
+        b"<item rdf:about='https://e.example/1'><title>E</title><link>https://e.example/1</link>"
+        b"<enc:enclosure rdf:resource='https://cdn.example/1.mp3' enc:type='audio/mpeg'/></item></rdf:RDF>",
+        b"<feed version='0.3' xmlns='http://purl.org/atom/ns#'><title>T</title><entry><title>E</title>"
+        b"<id>e1</id><link rel='enclosure' type='audio/mpeg' href='https://cdn.example/1.mp3'/></entry></feed>",
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><entry><title>E</title><id>e1</id>"
+        b"<link rel='enclosure' type='audio/mpeg' href='https://cdn.example/1.mp3'/></entry></feed>",
+    ],
+    ids=["rss091", "rss092", "rss10", "atom03", "atom10"],
+)
+def test_every_rss_and_atom_version_is_read(document: bytes) -> None:
+    feed = parse_feed(document, "https://pub.example/feed.xml")
+    assert feed.title == "T"
+    assert [(e.title, e.enclosure_url) for e in feed.episodes] == [
+        ("E", "https://cdn.example/1.mp3")
+    ]

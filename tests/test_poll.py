@@ -103,7 +103,6 @@ def test_broken_feeds_fail_alone_and_heal_by_themselves(
         "/404.xml": (Route(status=404, body=b"gone"), "HTTP 404"),
         "/500.xml": (Route(status=500, body=b"oops"), "HTTP 500"),
         "/slow.xml": (Route(fixture_bytes("feeds/atom.xml"), delay=3), "timed out"),
-        "/bad.xml": (Route(fixture_bytes("feeds/malformed.xml")), "malformed XML"),
         "/page.html": (
             Route(fixture_bytes("feeds/not_a_feed.html"), content_type="text/html"),
             "HTML page",
@@ -127,6 +126,11 @@ def test_broken_feeds_fail_alone_and_heal_by_themselves(
         assert message in (feed.last_error or "")
     assert store.feeds.get(good).consecutive_failures == 0
     assert len(store.episodes.list()) == 2
+    # Broken XML is read leniently, as podcast apps do, and the mistake shows as a warning.
+    lenient = add(store, http_server, "/bad.xml", Route(fixture_bytes("feeds/malformed.xml")))
+    [result] = jobs.poll_feeds(store, config, now=NOW, urls=[lenient])
+    assert result.outcome == "updated"
+    assert any("malformed XML at line 3" in w for w in store.feeds.get(lenient).warnings)
 
     http_server.routes["/500.xml"] = Route(fixture_bytes("feeds/rss_itunes.xml"))
     jobs.poll_feeds(store, config, now=NOW, urls=[urls["/500.xml"]])

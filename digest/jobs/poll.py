@@ -95,7 +95,12 @@ def record(
             ),
         )
         store.feeds.record_success(
-            feed.id, now, title=parsed.title, etag=outcome.etag, modified=outcome.last_modified
+            feed.id,
+            now,
+            title=parsed.title,
+            etag=outcome.etag,
+            modified=outcome.last_modified,
+            warnings=parsed.warnings,
         )
         return FeedPollResult(feed.url, "updated", len(pending), len(skipped), None, tuple(pending))
     except DigestError as exc:

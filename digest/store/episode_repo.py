@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digest.errors import NotFound
-from digest.models import Episode, EpisodeStatus, Feed, ParsedEpisode
+from digest.models import Episode, EpisodeStatus, Feed, ParsedEpisode, Person
 from digest.store.schema import episodes, feeds, transcripts
 
 StatusFor = Callable[[ParsedEpisode], tuple[EpisodeStatus, str | None]]
@@ -52,6 +54,8 @@ def _episode(row: Any) -> Episode:
         attempts=row.attempts,
         transcript_source=row.transcript_source,
         transcript_engine=row.transcript_engine,
+        people=tuple(Person(**p) for p in json.loads(row.people or "[]")),
+        chapters_url=row.chapters_url,
     )
 
 
@@ -71,6 +75,8 @@ def _metadata(item: ParsedEpisode) -> dict[str, Any]:
         "episode_type": item.episode_type,
         "transcript_url": transcript.url if transcript else None,
         "transcript_type": transcript.type if transcript else None,
+        "people": json.dumps([dataclasses.asdict(p) for p in item.people]),
+        "chapters_url": item.chapters_url,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ def _feed(row: Any) -> Feed:
         last_error=row.last_error,
         consecutive_failures=row.consecutive_failures,
         added_at=row.added_at,
+        warnings=tuple(json.loads(row.warnings or "[]")),
     )
 
 
@@ -63,8 +65,10 @@ class FeedRepo:
         title: str | None,
         etag: str | None,
         modified: str | None,
+        warnings: tuple[str, ...] | None = None,
     ) -> None:
-        """A fetch that worked (200 or 304): the feed is healthy again."""
+        """A fetch that worked (200 or 304): the feed is healthy again. `warnings`:
+        what parsing recovered from (None on a 304: the last ones still hold)."""
         values: dict[str, Any] = {
             "last_polled_at": now,
             "last_success_at": now,
@@ -75,6 +79,8 @@ class FeedRepo:
         }
         if title:
             values["title"] = title
+        if warnings is not None:
+            values["warnings"] = json.dumps(list(warnings))
         with self.engine.begin() as conn:
             conn.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
 

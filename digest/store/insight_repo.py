@@ -27,6 +27,7 @@ def _insight(row: Any) -> Insight:
         importance=row.importance,
         prompt_version=row.prompt_version,
         model=row.model,
+        chapter=row.chapter,
     )
 
 
@@ -199,4 +200,5 @@ def _row(insight: Insight) -> dict[str, Any]:
         "importance": insight.importance,
         "prompt_version": insight.prompt_version,
         "model": insight.model,
+        "chapter": insight.chapter,
     }

@@ -52,6 +52,8 @@ feeds = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("added_at", UTCDateTime, nullable=False),
+    # What the last successful poll had to recover from (JSON list of strings).
+    sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),
 )
 
 episodes = sa.Table(
@@ -72,6 +74,9 @@ episodes = sa.Table(
     sa.Column("episode_type", sa.Text, nullable=False, server_default="full"),
     sa.Column("transcript_url", sa.Text),
     sa.Column("transcript_type", sa.Text),
+    # podcast:person tags (JSON list of {name, role, href}) and the podcast:chapters URL.
+    sa.Column("people", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("chapters_url", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -157,6 +162,7 @@ insights = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("quote", sa.Text, nullable=False),
     sa.Column("start_seconds", sa.Float),
+    sa.Column("chapter", sa.Text),  # title of the chapter its quote falls in, if known
     sa.Column("importance", sa.Integer, nullable=False),
     sa.Column("prompt_version", sa.String(32), nullable=False),
     sa.Column("model", sa.Text, nullable=False),
