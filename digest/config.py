@@ -45,6 +45,10 @@ class FeedSettings:
     allow_private_addresses: bool = setting(
         False, "refuse feed/enclosure URLs that resolve to loopback, private, link-local addresses"
     )
+    allow_local_files: bool = setting(
+        False,
+        "true: `feeds add` and OPML import accept file: URLs and paths (the sample always works)",
+    )
     lookback_hours: int = setting(
         48, "first poll of a new feed: older episodes are recorded as skipped, never downloaded"
     )

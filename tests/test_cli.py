@@ -60,10 +60,14 @@ def test_feeds_add_list_remove(digest: Any, http_server: LoopbackServer) -> None
     digest("feeds", "add", url)
     assert "already added" in digest("feeds", "add", url, ok=False).output
     assert "must start with http" in digest("feeds", "add", "ftp://x.example/f", ok=False).output
+    for local in ("file:///etc/passwd", "/etc/passwd", "state/../digest.toml"):
+        refused = digest("feeds", "add", local, ok=False).output
+        assert "[feeds] allow_local_files = true" in " ".join(refused.split()), refused
     digest("poll")
     [feed] = json.loads(digest("feeds", "list", "--json").output)
     assert feed["url"] == url and feed["title"] == "Atomic Audio"
-    assert {"url", "title", "last_polled_at", "last_error", "consecutive_failures"} <= set(feed)
+    assert {"url", "title", "last_polled_at", "last_error", "consecutive_failures", "warnings"} <= set(feed)
+    assert feed["warnings"] == [], "a clean feed has none"
     assert feed["last_polled_at"] is not None
     digest("feeds", "remove", url)
     assert json.loads(digest("feeds", "list", "--json").output) == []
@@ -102,6 +106,27 @@ def test_opml_import_and_export_round_trip(digest: Any) -> None:
     assert exported.startswith('<?xml version="1.0"')
     assert 'xmlUrl="https://gridtalk.example/feed.xml"' in exported
     assert 'xmlUrl="https://atomic.example/atom"' in exported
+
+
+def test_an_opml_file_listing_a_local_file_imports_nothing(digest: Any, tmp_path: Path) -> None:
+    opml = tmp_path / "sneaky.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline xmlUrl="https://ok.example/feed.xml"/>'
+        '<outline xmlUrl="file:///etc/passwd"/></body></opml>'
+    )
+    refused = " ".join(digest("feeds", "import", str(opml), ok=False).output.split())
+    assert "nothing imported" in refused and "file:///etc/passwd" in refused
+    assert "[feeds] allow_local_files = true" in refused
+    assert json.loads(digest("feeds", "list", "--json").output) == []
+
+
+def test_local_feed_files_are_accepted_when_the_setting_allows(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('[storage]\nstate_dir = "state"\n[feeds]\nallow_local_files = true\n')
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(fixture_bytes("feeds/atom.xml"))
+    result = CliRunner().invoke(cli, ["--config", str(config), "feeds", "add", str(feed)])
+    assert result.exit_code == 0 and feed.resolve().as_uri() in result.output
 
 
 def test_import_of_a_non_opml_file_is_refused(digest: Any) -> None:
@@ -146,7 +171,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"Error: {bad}: unknown setting 'poll_every' in [feeds]; known: poll_interval_minutes, "
-        "allow_private_addresses, lookback_hours, timeout_seconds, max_feed_bytes, concurrency, "
+        "allow_private_addresses, allow_local_files, lookback_hours, timeout_seconds, max_feed_bytes, concurrency, "
         "alert_after_failures"
     ]
 
@@ -239,3 +264,16 @@ def test_status_reports_llm_tokens_and_estimated_cost_per_day(digest: Any, tmp_p
     assert usage["local-llama"]["cost_usd"] is None, "no price configured: no invented cost"
     text = digest("status").output
     assert "24,000 in / 1,600 out tokens, ~$0.0046" in text and "unknown cost" in text
+
+
+def test_a_recovered_feed_polls_and_lists_its_warnings(
+    digest: Any, http_server: LoopbackServer
+) -> None:
+    fixture = FIXTURES / "realworld" / "podcastparser" / "itunes_no_xmlns.rss"
+    http_server.routes["/f.rss"] = Route(fixture.read_bytes())
+    digest("feeds", "add", http_server.url("/f.rss"))
+    [result] = json.loads(digest("poll", "--json").output)
+    assert result["outcome"] == "updated" and result["error"] is None
+    [feed] = json.loads(digest("feeds", "list", "--json").output)
+    assert feed["consecutive_failures"] == 0
+    assert any("itunes:" in w for w in feed["warnings"]), feed["warnings"]

@@ -58,13 +58,20 @@ def feeds() -> None:
     """Manage podcast feeds."""
 
 
-def feed_url(value: str) -> str:
-    """http(s) URLs as given; a local file (path or file://) as a file:// URL."""
+def feed_url(value: str, allow_local_files: bool) -> str:
+    """http(s) URLs as given; a local file (path or file://) as a file:// URL, only when
+    `[feeds] allow_local_files` says so: a feed list from elsewhere must not make the
+    pipeline read this machine's files."""
     if value.startswith(("http://", "https://")):
         return value
-    path = Path(value[7:] if value.startswith("file://") else value)
     if "://" in value and not value.startswith("file://"):
         raise InvalidInput(f"{value}: a feed URL must start with http:// or https://")
+    if not allow_local_files:
+        raise InvalidInput(
+            f"{value}: local files are not accepted as feeds; set [feeds] allow_local_files = "
+            "true to allow them"
+        )
+    path = Path(value[7:] if value.startswith("file://") else value)
     if not path.is_file():
         raise InvalidInput(f"{value}: not an http(s) URL and no such file")
     return path.resolve().as_uri()
@@ -75,7 +82,7 @@ def feed_url(value: str) -> str:
 @click.pass_obj
 def feeds_add(app: App, url: str) -> None:
     """Subscribe to a feed (its first poll skips the back catalogue)."""
-    feed = app.store.feeds.add(feed_url(url), jobs.utcnow())
+    feed = app.store.feeds.add(feed_url(url, app.config.feeds.allow_local_files), jobs.utcnow())
     console.print(f"Added {feed.url}; run `digest poll` to fetch it.")
 
 
@@ -87,11 +94,11 @@ def feeds_list(app: App, as_json: bool) -> None:
     rows = app.store.feeds.list()
     if as_json:
         return emit_json(rows)
-    table = Table("URL", "Title", "Last polled", "Failures", "Last error")
+    table = Table("URL", "Title", "Last polled", "Failures", "Last error", "Warnings")
     for f in rows:
         table.add_row(
             esc(f.url), esc(f.title), when(f.last_polled_at), str(f.consecutive_failures),
-            esc(f.last_error),
+            esc(f.last_error), esc("; ".join(f.warnings)),
         )  # fmt: skip
     console.print(table)
 
@@ -101,7 +108,7 @@ def feeds_list(app: App, as_json: bool) -> None:
 @click.pass_obj
 def feeds_remove(app: App, url: str) -> None:
     """Unsubscribe from a feed and forget its episodes."""
-    candidates = [url] if "://" in url else [url, feed_url(url)]
+    candidates = [url] if "://" in url else [url, Path(url).resolve().as_uri()]
     for candidate in candidates:
         if candidate in {f.url for f in app.store.feeds.list()}:
             app.store.feeds.remove(candidate)
@@ -115,10 +122,17 @@ def feeds_remove(app: App, url: str) -> None:
 @click.pass_obj
 def feeds_import(app: App, file: Path) -> None:
     """Add every feed of an OPML file (as podcast apps export it)."""
+    allow = app.config.feeds.allow_local_files
+    try:  # all or nothing: one refused entry stops the import before anything is added
+        entries = [
+            (feed_url(url, allow), title) for url, title in parse_opml(file.read_bytes(), str(file))
+        ]
+    except InvalidInput as exc:
+        raise InvalidInput(f"{file}: nothing imported: {exc}") from None
     known = {f.url for f in app.store.feeds.list()}
     added = 0
-    for url, title in parse_opml(file.read_bytes(), str(file)):
-        if url.startswith(("http://", "https://")) and url not in known:
+    for url, title in entries:
+        if url not in known:
             app.store.feeds.add(url, jobs.utcnow(), title=title)
             known.add(url)
             added += 1
