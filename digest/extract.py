@@ -21,9 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from digest.chapters import chapter_at
 from digest.errors import DigestError, ServiceUnavailable
 from digest.grounding import TranscriptIndex, text_problem, word_set_similarity
-from digest.models import Episode, Insight, Segment, Transcript
+from digest.models import Chapter, Episode, Insight, Person, Segment, Transcript
 from digest.prompts import Prompt, defang
 
 log = logging.getLogger("digest.extract")
@@ -145,9 +146,13 @@ class EpisodeContext:
     episode_title: str
     summary: str
     published_at: datetime | None
+    people: tuple[Person, ...] = ()  # podcast:person: lets insights say who argued what
+    chapters: tuple[Chapter, ...] = ()  # podcast:chapters: titles for the moments quoted
 
     @classmethod
-    def of(cls, episode: Episode, text_sha256: str) -> EpisodeContext:
+    def of(
+        cls, episode: Episode, text_sha256: str, chapters: tuple[Chapter, ...] = ()
+    ) -> EpisodeContext:
         return cls(
             episode.id,
             text_sha256,
@@ -155,6 +160,8 @@ class EpisodeContext:
             episode.title,
             episode.summary,
             episode.published_at,
+            episode.people,
+            chapters,
         )
 
 
@@ -206,6 +213,8 @@ class ChatExtractor:
                 published=episode.published_at.date().isoformat() if episode.published_at else "",
                 window=_fenced(window),
                 max_insights=self.max_insights,
+                people=[{"name": defang(p.name), "role": defang(p.role)} for p in episode.people],
+                chapters=[{"start": c.start, "title": defang(c.title)} for c in episode.chapters],
             )
             proposals += [(raw, window) for raw in self._ask(messages, usage)]
         return ground(
@@ -280,6 +289,11 @@ def insight_id(episode: EpisodeContext, version: str, quote: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+def _chapter_title(episode: EpisodeContext, seconds: float) -> str | None:
+    chapter = chapter_at(episode.chapters, seconds)
+    return chapter.title if chapter else None
+
+
 def ground(
     proposals: list[tuple[RawInsight, Window]],
     index: TranscriptIndex,
@@ -314,6 +328,7 @@ def ground(
                     importance=raw.importance,
                     prompt_version=version,
                     model=model,
+                    chapter=_chapter_title(episode, located.start_seconds),
                 )
             )
     return Outcome(kept, dropped, usage)

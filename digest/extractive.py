@@ -10,10 +10,12 @@ they are their own quotes.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +24,7 @@ from digest.extract import RawInsight
 from digest.grounding import normalise_words, word_set_similarity
 from digest.models import Transcript
 
-VERSION = "extractive-v1"  # bump when the algorithm changes: it re-extracts everything
+VERSION = "extractive-v2"  # bump when the algorithm changes (v2: chapters bound passages)
 STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been
     being it its this that these those there here i you he she we they them his her our your their
@@ -122,11 +124,16 @@ def informativeness(sentence: str) -> float:
     return score
 
 
-def extract_passages(transcript: Transcript, max_insights: int) -> list[RawInsight]:
-    """The best self-contained 2-3 sentence passages, verbatim, best first."""
+def extract_passages(
+    transcript: Transcript, max_insights: int, *, boundaries: Sequence[float] = ()
+) -> list[RawInsight]:
+    """The best self-contained 2-3 sentence passages, verbatim, best first. A passage
+    never crosses a boundary (a chapter start): one passage, one topic."""
     items = sentences(transcript)
     if len(items) < 2:
         return []
+    cuts = sorted(boundaries)
+    part = [bisect.bisect_right(cuts, s.start) for s in items]  # chapter of each sentence
     central = centrality([s.text for s in items])
     info = np.array([informativeness(s.text) for s in items])
     candidates: list[tuple[float, int, int]] = []
@@ -136,6 +143,8 @@ def extract_passages(transcript: Transcript, max_insights: int) -> list[RawInsig
             text = " ".join(s.text for s in items[first:last])
             if last > len(items) or not 25 <= len(text.split()) <= 90:
                 continue
+            if part[first] != part[last - 1]:
+                continue  # a chapter starts inside: two topics glued together
             score = float(central[first:last].mean() + info[first:last].mean())
             if LEANS_ON_CONTEXT.match(items[first].text):
                 score -= 1.0  # "This means..." makes no sense without what came before

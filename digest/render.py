@@ -69,12 +69,18 @@ def to_json(date: str, items: Sequence[DigestItem]) -> dict[str, Any]:
     }
 
 
+# A sentence ends at . ! or ?, but not after a title or a common abbreviation ("Dr. Ada").
+SENTENCE_END = re.compile(
+    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bvs\.)(?<!\bMrs\.)(?<=[.!?])\s"
+)
+
+
 def subject_for(date: str, items: Sequence[DigestItem]) -> str:
     """The date and the lead insight's topic: its first sentence, cut at a word."""
     day = Date.fromisoformat(date).strftime("%a %d %b")
     if not items:
         return f"Podcast Digest, {day}"
-    first = re.split(r"(?<=[.!?])\s", items[0].insight.text, maxsplit=1)[0].rstrip(".")
+    first = SENTENCE_END.split(items[0].insight.text, maxsplit=1)[0].rstrip(".")
     topic = first if len(first) <= 70 else first[:70].rsplit(" ", 1)[0] + "…"
     return f"Podcast Digest, {day}: {topic}"
 
@@ -121,6 +127,7 @@ def _context(date: str, items: Sequence[DigestItem], archive_url: str) -> dict[s
                 "timestamp": timestamp(i.insight.start_seconds)
                 if i.insight.start_seconds is not None
                 else "",
+                "chapter": i.insight.chapter or "",
             }
             for n, i in enumerate(items, start=1)
         ],

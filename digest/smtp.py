@@ -164,7 +164,8 @@ def classify(exc: BaseException, s: SmtpSettings) -> DeliveryError:
         )
     return ConnectionFailed(
         f"cannot reach the SMTP server {where} ({s.security}): {exc or type(exc).__name__}; "
-        "the undelivered messages are tried again later"
+        "the undelivered messages are tried again later (if this persists, check [smtp] host "
+        "and port)"
     )
 
 

@@ -124,3 +124,20 @@ def prefect_server(
     for handler in logging.getLogger("prefect").handlers:
         handler.flush()  # ship in-process run logs before the server goes away
     server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop Prefect's temporary server while pytest's output is still open; left to
+    Prefect's exit hook, its last log line hits a closed stream."""
+    import sys
+
+    if "prefect.server.api.server" in sys.modules:
+        import logging
+
+        from prefect.server.api.server import SubprocessASGIServer
+
+        for handler in logging.getLogger("prefect").handlers:
+            handler.flush()  # ship the runs' last logs while the server is up
+        logging.getLogger("prefect").setLevel(logging.WARNING)  # no "Stopping..." to ship
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()

@@ -66,7 +66,14 @@ def test_feeds_add_list_remove(digest: Any, http_server: LoopbackServer) -> None
     digest("poll")
     [feed] = json.loads(digest("feeds", "list", "--json").output)
     assert feed["url"] == url and feed["title"] == "Atomic Audio"
-    assert {"url", "title", "last_polled_at", "last_error", "consecutive_failures", "warnings"} <= set(feed)
+    assert {
+        "url",
+        "title",
+        "last_polled_at",
+        "last_error",
+        "consecutive_failures",
+        "warnings",
+    } <= set(feed)
     assert feed["warnings"] == [], "a clean feed has none"
     assert feed["last_polled_at"] is not None
     digest("feeds", "remove", url)

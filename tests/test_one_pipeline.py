@@ -46,6 +46,7 @@ def write_config(folder: Path, **sections: str) -> Path:
 
 
 # ---------------------------------------------------------------- retries
+@pytest.mark.slow  # starts Prefect
 def test_the_poll_flow_retries_network_faults_and_records_the_feed_in_the_same_run(
     http_server: LoopbackServer, tmp_path: Path
 ) -> None:

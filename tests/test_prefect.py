@@ -26,6 +26,8 @@ from tests.support.prefect_server import PrefectServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # a real Prefect server on PostgreSQL
+
 
 def read_client(server: PrefectServer) -> Any:
     from prefect.client.orchestration import get_client

@@ -72,6 +72,7 @@ def test_prefect_waits_generously_for_its_temporary_server_unless_told_otherwise
     assert theirs.stdout.strip() == "45", "a value the user set wins"
 
 
+@pytest.mark.slow  # starts Prefect
 def test_init_prepares_prefects_database_so_the_first_run_does_not_migrate_it(
     tmp_path: Path,
 ) -> None:

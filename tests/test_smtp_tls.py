@@ -282,6 +282,7 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
 
 
+@pytest.mark.slow  # starts Prefect
 def test_the_send_task_retries_a_busy_server_and_never_a_refused_login(
     servers: list[SmtpServer], cert: ServerCert, tmp_path: Path
 ) -> None:

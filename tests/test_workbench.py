@@ -244,6 +244,7 @@ def test_switching_prompts_re_extracts_only_inside_the_window_and_ships_the_new_
     assert switched.version in {i.insight.prompt_version for i in preview}
 
 
+@pytest.mark.slow  # starts a Prefect server
 def test_the_prefect_variable_selects_the_active_prompt(prefect_server: Any) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.variables import Variable

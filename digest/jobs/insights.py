@@ -18,6 +18,7 @@ from digest.errors import DigestError
 from digest.extract import ChatExtractor, EpisodeContext, Outcome, Usage, Window, ground
 from digest.extractive import extract_passages, extractive_version
 from digest.grounding import TranscriptIndex
+from digest.jobs.chapters import load_chapters
 from digest.jobs.clock import utcnow
 from digest.models import Episode, Insight, Transcript
 from digest.prompts import Prompt, load_prompt
@@ -138,7 +139,9 @@ class Extractor:
         if not force and self.store.insights.has_extraction(key):
             self._mark(episode, "extracted")
             return ExtractResult(episode.id, episode.title, "cached")
-        context = EpisodeContext.of(episode, stored.text_sha256)
+        context = EpisodeContext.of(
+            episode, stored.text_sha256, load_chapters(episode, self.config)
+        )
         usage = Usage()
         try:
             outcome = self._run(stored.transcript, context, usage)
@@ -167,7 +170,8 @@ class Extractor:
         if self.chat is not None:
             return self.chat.extract(transcript, context, usage)
         limit = self.config.digest.insights
-        proposals = extract_passages(transcript, limit)
+        boundaries = [c.start for c in context.chapters]
+        proposals = extract_passages(transcript, limit, boundaries=boundaries)
         window = Window(1, 1, transcript.segments, 0.0, float("inf"))
         index = TranscriptIndex(transcript)
         threshold = self.config.extraction.match_threshold
