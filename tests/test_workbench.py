@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from digest.cli import cli
 from digest.errors import ConfigError
 from digest.feeds import parse_feed
 from digest.jobs.clock import utcnow
-from digest.jobs.insights import Extractor
+from digest.jobs.insights import GRAMMAR_MAX_CHARS, Extractor
 from digest.jobs.preview import digest_items
-from digest.prompts import list_prompts, load_prompt
+from digest.prompts import bounded_schema, list_prompts, load_prompt
 from digest.store import Store
 from digest.templating import templates_root
 from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
@@ -114,7 +115,12 @@ def test_front_matter_overrides_the_config(
         0.7,
         2,
     )  # type: ignore[union-attr]
-    assert extractor.version == load_prompt("terse", str(folder)).version("llama3.1:8b")
+    # The version names what is sent: the prompt, the model, and the answer schema as
+    # bounded for this prompt (two insights; strings capped for a self-hosted server).
+    terse = load_prompt("terse", str(folder))
+    sent = bounded_schema(terse.answer_schema, 2, GRAMMAR_MAX_CHARS)
+    assert extractor.version == replace(terse, answer_schema=sent).version("llama3.1:8b")
+    assert extractor.version != terse.version("llama3.1:8b")
 
 
 @pytest.fixture

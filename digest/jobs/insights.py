@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,8 +20,9 @@ from digest.extractive import extract_passages, extractive_version
 from digest.grounding import TranscriptIndex
 from digest.jobs.chapters import load_chapters
 from digest.jobs.clock import utcnow
+from digest.local_llm import local_base_url
 from digest.models import Episode, Insight, Transcript
-from digest.prompts import Prompt, load_prompt
+from digest.prompts import Prompt, bounded_schema, load_prompt
 from digest.store import Store
 
 log = logging.getLogger("digest.extract")
@@ -46,6 +47,8 @@ def backend_for(config: Config) -> str:
 
 
 EXTRACTIVE = "extractive"  # the offline backend, usable wherever a prompt name is
+# Longest text or quote a self-hosted server may generate (90 words is about 600 chars).
+GRAMMAR_MAX_CHARS = 800
 
 
 def chat_extractor(
@@ -58,13 +61,22 @@ def chat_extractor(
     from openai import OpenAI
 
     e = config.extraction
+    base_url = e.base_url or None
+    if e.backend == "local":  # llama.cpp in this process, behind the same client
+        base_url = local_base_url(e.model, e.local_threads, e.local_context)
     client = client or OpenAI(
         api_key=config.secrets.openai_api_key or "unused",
-        base_url=e.base_url or None,
+        base_url=base_url,
         timeout=e.timeout_seconds,
         max_retries=e.max_retries,
     )
     meta = prompt.meta
+    # Servers that turn the schema into a grammar (llama.cpp, vLLM, Ollama) then stop the
+    # list at the limit: a small model would otherwise write insights until the token
+    # limit. The bounded schema is what is sent, so it is what the version hashes.
+    limit = meta.max_insights or e.max_insights_per_window
+    chars = GRAMMAR_MAX_CHARS if base_url else None  # not api.openai.com: a grammar server
+    prompt = replace(prompt, answer_schema=bounded_schema(prompt.answer_schema, limit, chars))
     return ChatExtractor(
         client,
         prompt,
@@ -74,6 +86,7 @@ def chat_extractor(
         window_tokens=e.window_tokens,
         overlap_tokens=e.overlap_tokens,
         json_retries=e.json_retries,
+        max_answer_tokens=e.max_answer_tokens,
         match_threshold=e.match_threshold,
         throttle=throttle,
     )

@@ -138,6 +138,17 @@ class InsightRepo:
             with self.engine.begin() as conn:
                 conn.execute(llm_calls.insert(), rows)
 
+    def calls_for(self, episode_id: str) -> builtins.list[dict[str, Any]]:
+        """The episode's extraction log: every chat call, oldest first, with its outcome
+        (ok, malformed, truncated) and tokens."""
+        query = (
+            sa.select(llm_calls)
+            .where(llm_calls.c.episode_id == episode_id)
+            .order_by(llm_calls.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def _latest(self) -> Any:
         """Id of each episode's newest successful extraction: the insights that count."""
         return (

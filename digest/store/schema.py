@@ -181,7 +181,7 @@ llm_calls = sa.Table(
     sa.Column("prompt_tokens", sa.Integer, nullable=False),
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("latency_ms", sa.Integer, nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),  # ok | malformed
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | malformed | truncated
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
