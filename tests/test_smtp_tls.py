@@ -59,6 +59,17 @@ def smtp_config(make_config: Any, server: SmtpServer, ca: ServerCert, **smtp: An
     return make_config(smtp=settings)
 
 
+def smtp_file(tmp_path: Path, server: SmtpServer, **smtp: str) -> Path:
+    """A config file for a CLI or flow test: state in tmp_path, this SMTP server."""
+    settings = "".join(f'{key} = "{value}"\n' for key, value in smtp.items())
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\n{settings}'
+    )
+    return config
+
+
 def with_password(config: Config, password: str) -> Config:
     from dataclasses import replace
 
@@ -208,11 +219,8 @@ def test_smtp_check_prints_each_step_and_sends_a_test_message(
     servers: list[SmtpServer], cert: ServerCert, tmp_path: Path
 ) -> None:
     server = serve(servers, tls="starttls", context=cert.server_context(), users={USER: PASSWORD})
-    config = tmp_path / "digest.toml"
-    config.write_text(
-        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "starttls"\n'
-        f'username = "{USER}"\nca_file = "{cert.ca_file}"\n'
+    config = smtp_file(
+        tmp_path, server, security="starttls", username=USER, ca_file=str(cert.ca_file)
     )
     runner = CliRunner()
 
@@ -244,12 +252,7 @@ def test_digest_send_and_digest_run_end_at_once_on_a_refused_login_and_deliver_o
     servers: list[SmtpServer], cert: ServerCert, tmp_path: Path
 ) -> None:
     server = serve(servers, tls="implicit", context=cert.server_context(), users={USER: PASSWORD})
-    config = tmp_path / "digest.toml"
-    config.write_text(
-        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "ssl"\n'
-        f'username = "{USER}"\n'
-    )
+    config = smtp_file(tmp_path, server, security="ssl", username=USER)
 
     def digest(password: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**_env(), "DIGEST_SMTP_PASSWORD": password, "SSL_CERT_FILE": str(cert.ca_file)}
@@ -291,12 +294,7 @@ def test_the_send_task_retries_a_busy_server_and_never_a_refused_login(
     from flows.pipeline import send
 
     server = serve(servers, tls="starttls", context=cert.server_context(), users={USER: PASSWORD})
-    config = tmp_path / "digest.toml"
-    config.write_text(
-        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nusername = "{USER}"\n'
-        f'ca_file = "{cert.ca_file}"\n'
-    )
+    config = smtp_file(tmp_path, server, username=USER, ca_file=str(cert.ca_file))
     from digest.config import load_config
 
     settings = load_config(str(config))
