@@ -28,7 +28,6 @@ from digest.models import Segment, Transcript
 
 Progress = Callable[[float], None]  # seconds of audio transcribed so far
 UPLOAD_WINDOW_SECONDS = 780  # 16-bit 16 kHz WAV stays under the API's 25 MiB limit
-MIN_PARALLEL_WINDOW_SECONDS = 60  # shorter windows lose more context than parallelism gains
 LOCAL_MODEL_NAMES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "large")
 
 
@@ -275,11 +274,15 @@ ENGINES: dict[str, Callable[[WhisperOptions], Engine]] = {
 
 
 def window_seconds(duration: float, options: WhisperOptions) -> float:
-    """Windows short enough that every parallel slot gets one, never below a minute."""
-    if options.parallel_windows <= 1 or duration <= 0:
-        return options.window_seconds
-    share = math.ceil(duration / options.parallel_windows)
-    return max(MIN_PARALLEL_WINDOW_SECONDS, min(options.window_seconds, share))
+    """The window length: never more cuts than `window_seconds` forces, and the file
+    split evenly between them, so windows decoded in parallel finish together.
+
+    Every cut costs the decoder its context: cutting the benchmark's 140 s clip in two,
+    one half per core, cost 4 WER points against one window (docs/benchmarks.md).
+    Parallelism therefore comes from files longer than one window, where the cuts
+    are needed anyway to bound memory."""
+    count = math.ceil(duration / options.window_seconds) if duration > 0 else 1
+    return math.ceil(duration / count) if count > 1 else options.window_seconds
 
 
 def transcribe_file(

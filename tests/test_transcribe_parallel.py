@@ -59,14 +59,15 @@ def options(make_config: Any, **transcription: Any) -> Any:
     return resolve_options(make_config(transcription=transcription))
 
 
-def test_a_file_is_split_so_every_core_gets_a_window(make_config: Any) -> None:
+def test_a_file_is_cut_no_more_often_than_the_window_forces(make_config: Any) -> None:
     o = options(make_config, parallel_windows=2, window_seconds=300)
-    assert window_seconds(140.0, o) == 70  # two windows for two slots
-    assert window_seconds(90.0, o) == 60  # never under a minute: context matters more
+    assert window_seconds(140.0, o) == 300  # fits one window: no cut, whatever the cores
+    assert window_seconds(360.0, o) == 180  # one cut, as sequential; two even halves
     assert window_seconds(3 * 3600.0, o) == 300  # long files: the memory bound decides
+    assert window_seconds(3 * 3600.0 + 1, o) == 292  # 37 even windows, none over 300 s
     assert window_seconds(0.0, o) == 300  # unknown duration: the configured window
     single = options(make_config, parallel_windows=1, window_seconds=300)
-    assert window_seconds(140.0, single) == 300
+    assert window_seconds(360.0, single) == 180
 
 
 def test_default_is_one_window_per_core_with_one_thread_each(make_config: Any) -> None:
@@ -78,14 +79,7 @@ def test_default_is_one_window_per_core_with_one_thread_each(make_config: Any) -
     assert options(make_config, parallel_windows=3).parallel_windows == 3
 
 
-@pytest.fixture
-def short_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lower the one-minute floor so a clip of seconds splits into several windows."""
-    monkeypatch.setattr("digest.transcribe.MIN_PARALLEL_WINDOW_SECONDS", 1)
-
-
 @pytest.mark.parametrize("concurrent", [True, False])
-@pytest.mark.usefixtures("short_windows")
 def test_windows_are_joined_in_order_with_their_offsets(
     make_config: Any, speech: Clips, concurrent: bool
 ) -> None:
@@ -105,7 +99,6 @@ def test_windows_are_joined_in_order_with_their_offsets(
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("short_windows")
 def test_real_speech_split_across_cores_keeps_its_words(make_config: Any, speech: Clips) -> None:
     path, text = speech["matrix"]
     o = replace(options(make_config), parallel_windows=2)
@@ -115,3 +108,31 @@ def test_real_speech_split_across_cores_keeps_its_words(make_config: Any, speech
     starts = [s.start for s in transcript.segments]
     assert starts == sorted(starts)
     assert word_error_rate(text, transcript.text) < WER_BOUND
+
+
+@pytest.mark.slow
+def test_the_same_file_gives_the_same_text_idle_or_busy(make_config: Any, speech: Clips) -> None:
+    """int8 CTranslate2 with one thread per window has no thread-count-dependent sums:
+    the transcript must not depend on what else the machine is doing."""
+    import subprocess
+    import sys
+
+    path, _ = speech["matrix"]
+    o = replace(options(make_config), parallel_windows=2)
+    o = replace(o, window_seconds=max(2, int(probe(path) / 2) + 1))  # two windows at once
+    engine = FasterWhisperEngine(o)
+
+    def words() -> list[tuple[float, str]]:
+        return [(s.start, s.text) for s in transcribe_file(path, o, engine).segments]
+
+    idle = [words(), words()]
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
+    ]  # both cores busy
+    try:
+        busy = words()
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert idle[0] == idle[1] == busy
