@@ -21,10 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.extract import RawInsight
-from digest.grounding import normalise_words, word_set_similarity
+from digest.grounding import (
+    NEW_TOPIC,
+    dangling_opener,
+    normalise_words,
+    starts_mid_sentence,
+    word_set_similarity,
+)
 from digest.models import Transcript
 
-VERSION = "extractive-v2"  # bump when the algorithm changes (v2: chapters bound passages)
+VERSION = "extractive-v3"  # bump when the algorithm changes (v3: readable passages only)
 STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been
     being it its this that these those there here i you he she we they them his her our your their
@@ -34,11 +40,6 @@ STOPWORDS = frozenset(
 )
 FILLERS = re.compile(r"\b(?:um+|uh+|er+|erm|hmm+|you know|i mean)\b,?\s*", re.IGNORECASE)
 REPEAT = re.compile(r"\b(\w+)(\s+\1\b)+", re.IGNORECASE)
-LEANS_ON_CONTEXT = re.compile(
-    r"^(and|but|so|or|also|this|that|these|those|it|they|he|she|which|because|then|yes|no|"
-    r"well|right|okay|ok)\b",
-    re.IGNORECASE,
-)
 CLAIM = re.compile(
     r"\b(because|means?|therefore|so that|which is why|the key|the real|the core|instead|"
     r"rather than|not just|is|are|lets? you|forces?|depends?|predicts?|scales?)\b",
@@ -50,6 +51,8 @@ CLAIM = re.compile(
 class Sentence:
     text: str
     start: float
+    complete: bool = True  # ends with . ! or ? (the transcript's last words may not)
+    doubtful: bool = False  # Whisper doubted a segment it came from (Segment.doubtful)
 
 
 def clean(text: str) -> str:
@@ -65,6 +68,7 @@ def sentences(transcript: Transcript) -> list[Sentence]:
     found: list[Sentence] = []
     words: list[str] = []
     start = 0.0
+    doubtful = False
     segments = transcript.segments
     for n, segment in enumerate(segments):
         parts = segment.text.split()
@@ -75,15 +79,31 @@ def sentences(transcript: Transcript) -> list[Sentence]:
         for i, word in enumerate(parts):
             if not words:
                 start = segment.start + span * i / max(len(parts), 1)
+                doubtful = False
             words.append(word)
+            doubtful = doubtful or segment.doubtful
             if re.search(r"[.!?][\"”’)]*$", word) and not re.fullmatch(
                 r"(e\.g|i\.e|etc|vs|mr|dr|ms)\.", word, re.I
             ):
-                found.append(Sentence(clean(" ".join(words)), start))
+                found.append(Sentence(clean(" ".join(words)), start, True, doubtful))
                 words = []
     if words:
-        found.append(Sentence(clean(" ".join(words)), start))
+        found.append(Sentence(clean(" ".join(words)), start, False, doubtful))
     return [s for s in found if len(s.text.split()) >= 4]
+
+
+def readable(run: Sequence[Sentence]) -> bool:
+    """A passage an editor would pick: it starts at a sentence start without leaning on
+    what came before, ends at a sentence end, keeps to one topic, and Whisper did not
+    doubt any of it."""
+    first, last = run[0], run[-1]
+    return not (
+        starts_mid_sentence(first.text)
+        or dangling_opener(first.text)
+        or not last.complete
+        or (len(run) > 1 and NEW_TOPIC.match(last.text))
+        or any(s.doubtful for s in run)
+    )
 
 
 def _is_heading(parts: list[str], following: str) -> bool:
@@ -143,11 +163,9 @@ def extract_passages(
             text = " ".join(s.text for s in items[first:last])
             if last > len(items) or not 25 <= len(text.split()) <= 90:
                 continue
-            if part[first] != part[last - 1]:
-                continue  # a chapter starts inside: two topics glued together
+            if part[first] != part[last - 1] or not readable(items[first:last]):
+                continue  # a chapter starts inside, or it would not read as one thought
             score = float(central[first:last].mean() + info[first:last].mean())
-            if LEANS_ON_CONTEXT.match(items[first].text):
-                score -= 1.0  # "This means..." makes no sense without what came before
             candidates.append((score, first, last))
     candidates.sort(key=lambda c: (-c[0], c[1]))
     chosen: list[tuple[float, int, int, str]] = []

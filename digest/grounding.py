@@ -102,6 +102,48 @@ def text_problem(text: str, quote: str) -> str | None:
     return None
 
 
+# An insight must read as one whole thought: these openers lean on a sentence the reader
+# never saw ("Finally, ...", "But this means ...", "They found ...").
+DANGLING_OPENER = re.compile(
+    r"^[\"'“‘(]?(and|but|so|or|also|finally|however|then|therefore|thus|hence|plus|this|that|"
+    r"these|those|it|its|they|them|their|he|she|his|her|which|because|yes|no|well|right|"
+    r"okay|ok|instead|still|again|meanwhile|besides)\b",
+    re.IGNORECASE,
+)
+# A sentence that opens a new topic: glued onto a passage, it makes two thoughts of one.
+NEW_TOPIC = re.compile(
+    r"^[\"'“‘(]?(finally|next|now|another|also|first|firstly|second|secondly|third|thirdly|"
+    r"lastly|meanwhile|moving on|turning to|on the other hand|in other news)\b",
+    re.IGNORECASE,
+)
+
+
+def starts_mid_sentence(text: str) -> bool:
+    """Text that begins with a lower-case word or punctuation: cut from a longer sentence."""
+    first = text.lstrip(" \"'“‘(")[:1]
+    return not first or not (first.isupper() or first.isdigit())
+
+
+def dangling_opener(text: str) -> bool:
+    return bool(DANGLING_OPENER.match(text.strip()))
+
+
+def doubtful_quote(transcript: Transcript, start: float | None, quote: str) -> bool:
+    """True when Whisper doubted a segment the quote comes from (see Segment.doubtful)."""
+    if start is None:
+        return False
+    needed = len(quote.split())
+    for segment in transcript.segments:
+        if segment.end <= start:
+            continue
+        if segment.doubtful:
+            return True
+        needed -= len(segment.text.split())
+        if needed <= 0:
+            return False
+    return False
+
+
 def word_set_similarity(a: str, b: str) -> float:
     """Overlap of two texts' word sets (Jaccard): near-duplicates score high."""
     x, y = set(normalise_words(a)), set(normalise_words(b))

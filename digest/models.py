@@ -126,6 +126,20 @@ class Segment:
     end: float
     text: str
     speaker: str = ""  # from publisher transcripts that name voices
+    # Whisper's own confidence, when Whisper made the segment: mean token log-probability,
+    # the chance it is silence, and gzip compression ratio (high: repeated, looping text).
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+
+    @property
+    def doubtful(self) -> bool:
+        """Whisper's own thresholds for a decode it would retry: likely misheard."""
+        return (
+            (self.avg_logprob is not None and self.avg_logprob < -1.0)
+            or (self.no_speech_prob is not None and self.no_speech_prob > 0.6)
+            or (self.compression_ratio is not None and self.compression_ratio > 2.4)
+        )
 
 
 TranscriptSource = Literal["publisher", "whisper"]

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,7 +178,16 @@ class FasterWhisperEngine:
         pieces, info = self.runner.transcribe(pcm, **kwargs)
         segments = []
         for piece in pieces:
-            segments.append(Segment(float(piece.start), float(piece.end), piece.text.strip()))
+            segments.append(
+                Segment(
+                    float(piece.start),
+                    float(piece.end),
+                    piece.text.strip(),
+                    avg_logprob=float(piece.avg_logprob),
+                    no_speech_prob=float(piece.no_speech_prob),
+                    compression_ratio=float(piece.compression_ratio),
+                )
+            )
             progress(float(piece.end))
         return segments, str(info.language)
 
@@ -209,7 +218,14 @@ class OpenAIWhisperEngine:
             verbose=None,
         )
         segments = [
-            Segment(float(s["start"]), float(s["end"]), str(s["text"]).strip())
+            Segment(
+                float(s["start"]),
+                float(s["end"]),
+                str(s["text"]).strip(),
+                avg_logprob=_number(s.get("avg_logprob")),
+                no_speech_prob=_number(s.get("no_speech_prob")),
+                compression_ratio=_number(s.get("compression_ratio")),
+            )
             for s in result["segments"]
         ]
         progress(len(pcm) / SAMPLE_RATE)
@@ -259,7 +275,17 @@ class HostedEngine:
             raise TranscriptError(f"transcription API failed: {exc}") from exc
         duration = len(pcm) / SAMPLE_RATE
         rows = getattr(response, "segments", None) or []
-        segments = [Segment(float(s.start), float(s.end), str(s.text).strip()) for s in rows]
+        segments = [
+            Segment(
+                float(s.start),
+                float(s.end),
+                str(s.text).strip(),
+                avg_logprob=_number(getattr(s, "avg_logprob", None)),
+                no_speech_prob=_number(getattr(s, "no_speech_prob", None)),
+                compression_ratio=_number(getattr(s, "compression_ratio", None)),
+            )
+            for s in rows
+        ]
         if not segments and str(response.text).strip():
             segments = [Segment(0.0, duration, str(response.text).strip())]
         progress(duration)
@@ -331,9 +357,13 @@ def transcribe_file(
     )
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _collect(future: Future[tuple[float, list[Segment], str]], segments: list[Segment]) -> str:
     offset, pieces, detected = future.result()
     segments.extend(
-        Segment(offset + s.start, offset + s.end, s.text, s.speaker) for s in pieces if s.text
+        replace(s, start=offset + s.start, end=offset + s.end) for s in pieces if s.text
     )
     return detected

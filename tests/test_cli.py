@@ -204,6 +204,19 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     assert not list((tmp_path / "state" / "media").iterdir())
     again = digest("run").output
     assert "0 new episode(s)" in again and "Processed 0 episode(s)" in again
+    # The offline digest of the bundled sample reads as an editor's: whole sentences, no
+    # opener leaning on what the reader never saw, nothing Whisper doubted.
+    from digest.grounding import dangling_opener, doubtful_quote, starts_mid_sentence
+    from digest.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
+        for episode in store.episodes.list():
+            stored = store.transcripts.get(episode.id)
+            assert stored is not None
+            for insight in store.insights.for_episode(episode.id):
+                assert not starts_mid_sentence(insight.text), insight.text
+                assert not dangling_opener(insight.text), insight.text
+                assert not doubtful_quote(stored.transcript, insight.start_seconds, insight.quote)
 
 
 def test_transcript_of_an_untranscribed_episode_says_what_to_do(

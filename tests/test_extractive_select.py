@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from digest.extractive import clean, extract_passages
-from digest.grounding import TranscriptIndex, word_set_similarity
-from digest.models import DigestItem, Insight
+from digest.grounding import (
+    TranscriptIndex,
+    dangling_opener,
+    doubtful_quote,
+    starts_mid_sentence,
+    word_set_similarity,
+)
+from digest.models import DigestItem, Insight, Segment, Transcript
 from digest.select import select_top
 from tests.support.seed import corpus_transcript
 
@@ -79,3 +86,71 @@ def test_near_duplicates_are_skipped_and_fewer_beats_filler() -> None:
     ]
     top = select_top(candidates, count=5, max_per_episode=2, similarity=0.5)
     assert [t.insight.episode_id for t in top] == ["a", "c"]
+
+
+# ---------------------------------------------------------------- reading as one thought
+def _transcript(*segments: Segment) -> Transcript:
+    return Transcript("en", segments, "whisper", "faster-whisper", "tiny.en")
+
+
+LEANING = "Finally, she argued that price increases are far less risky than founders fear."
+CLAIM_A = "Storage wins the grid because batteries answer a frequency dip in milliseconds."
+CLAIM_B = "A gas turbine needs many minutes to ramp up, so operators pay batteries for speed."
+
+
+def test_no_passage_starts_by_leaning_on_a_sentence_the_reader_never_saw() -> None:
+    passages = extract_passages(
+        _transcript(Segment(0, 9, LEANING), Segment(10, 19, CLAIM_A), Segment(20, 29, CLAIM_B)), 5
+    )
+    assert passages and all(not p.quote.startswith("Finally") for p in passages)
+
+
+def test_no_passage_ends_with_a_sentence_that_opens_a_new_topic() -> None:
+    passages = extract_passages(
+        _transcript(Segment(0, 9, CLAIM_A), Segment(10, 19, CLAIM_B), Segment(20, 29, LEANING)), 5
+    )
+    assert passages and all("Finally" not in p.quote for p in passages)
+
+
+def test_no_passage_starts_mid_sentence_or_stops_before_a_sentence_ends() -> None:
+    cut = "derivative, low-note, or pre-trading from scratch, high-mode, but cap-ex, not a fifty."
+    unfinished = "And the operators who got there first kept most of the margin for years"
+    passages = extract_passages(
+        _transcript(Segment(0, 9, cut), Segment(10, 19, CLAIM_A), Segment(20, 29, CLAIM_B),
+                    Segment(30, 39, unfinished)), 5,
+    )  # fmt: skip
+    assert [p.quote for p in passages] == [f"{CLAIM_A} {CLAIM_B}"]
+
+
+def test_stretches_whisper_doubted_are_never_quoted() -> None:
+    doubtful = Segment(10, 19, CLAIM_B, avg_logprob=-1.4, no_speech_prob=0.1, compression_ratio=1.3)
+    looping = Segment(20, 29, CLAIM_B, compression_ratio=3.1)
+    sure = Segment(0, 9, CLAIM_A, avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.2)
+    assert extract_passages(_transcript(sure, doubtful), 5) == []
+    assert extract_passages(_transcript(sure, looping), 5) == []
+    assert extract_passages(_transcript(sure, replace(doubtful, avg_logprob=-0.3)), 5) != []
+
+
+@pytest.mark.parametrize(
+    ("text", "mid", "dangling"),
+    [
+        ("Batteries win because they are fast.", False, False),
+        ("derivative, low-note, or pre-trading from scratch.", True, False),
+        ("Finally, she argued that prices rise.", False, True),
+        ('"They found that storage pays," the host says.', False, True),
+        ("2024 was the year batteries won.", False, False),
+    ],
+)
+def test_the_reading_measures_flag_what_an_editor_would(
+    text: str, mid: bool, dangling: bool
+) -> None:
+    assert (starts_mid_sentence(text), dangling_opener(text)) == (mid, dangling)
+
+
+def test_a_quote_from_a_doubted_segment_counts_as_low_confidence() -> None:
+    transcript = _transcript(
+        Segment(0, 9, CLAIM_A, avg_logprob=-0.2), Segment(10, 19, CLAIM_B, no_speech_prob=0.9)
+    )
+    assert not doubtful_quote(transcript, 0.0, CLAIM_A)
+    assert doubtful_quote(transcript, 10.0, CLAIM_B)
+    assert doubtful_quote(transcript, 0.0, f"{CLAIM_A} {CLAIM_B}"), "spans into the doubted one"

@@ -136,6 +136,13 @@ def test_whisper_transcribes_real_speech_and_a_rerun_does_nothing(
     starts = [s.start for s in stored.transcript.segments]
     assert starts == sorted(starts) and stored.transcript.duration == pytest.approx(19.5, abs=2.5)
     assert not list((config.state_dir / "media").iterdir()), "media is deleted after transcription"
+    # Whisper's own confidence is kept per segment, through the worker and the store.
+    first = stored.transcript.segments[0]
+    assert first.avg_logprob is not None and -5 < first.avg_logprob <= 0
+    assert first.no_speech_prob is not None and 0 <= first.no_speech_prob <= 1
+    assert first.compression_ratio is not None and first.compression_ratio > 0
+    copy = json.loads((config.state_dir / "transcripts" / f"{episode.id}.json").read_text())
+    assert copy["segments"][0]["avg_logprob"] == first.avg_logprob
 
     with Processor(store, config) as processor:
         again = processor.process(store.episodes.get(episode.id))

@@ -197,6 +197,9 @@ def test_eval_scores_prompts_side_by_side_and_gates_on_grounding(bench: Any) -> 
     assert m["grounding rate"]["candidate"] == 1.0 and m["tokens per episode"]["candidate"] > 100
     assert {
         "near-duplicate rate (lower is better)",
+        "mid-sentence starts (lower is better)",
+        "dangling openers (lower is better)",
+        "low-confidence share (lower is better)",
         "spread across episodes (top N)",
         "attributed share",
         "cost per episode (USD)",

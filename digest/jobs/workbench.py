@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
@@ -16,7 +16,13 @@ from digest.config import Config
 from digest.errors import DigestError, InvalidInput
 from digest.extract import EpisodeContext, Outcome, Usage, Window, ground
 from digest.extractive import extract_passages, extractive_version
-from digest.grounding import TranscriptIndex, word_set_similarity
+from digest.grounding import (
+    TranscriptIndex,
+    dangling_opener,
+    doubtful_quote,
+    starts_mid_sentence,
+    word_set_similarity,
+)
 from digest.jobs.insights import EXTRACTIVE, chat_extractor
 from digest.jobs.preview import cost_usd
 from digest.models import DigestItem, Transcript
@@ -130,6 +136,12 @@ def well_formed(text: str) -> bool:
     return 2 <= sentences <= 3 and 25 <= len(text.split()) <= 90
 
 
+def share(flags: Iterable[bool]) -> float:
+    """The share of True among the flags; 0.0 for none."""
+    values = list(flags)
+    return sum(values) / len(values) if values else 0.0
+
+
 def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
     """Fixed measures for one prompt over an evaluation set (higher is better unless noted)."""
     outcomes = [t.outcome for t in trials if t.outcome is not None]
@@ -138,13 +150,17 @@ def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
         reason == "quote not found in the transcript" for o in outcomes for _, reason in o.dropped
     )
     proposed = len(insights) + sum(len(o.dropped) for o in outcomes)
+    # Within an episode: what a prompt controls. Across episodes the daily selection
+    # drops near-duplicates itself, and two eval samples may share source text (the
+    # sample podcast reads passages of the corpus scripts).
     duplicates = sum(
         any(
             word_set_similarity(a.text, b.text) > config.digest.similarity_threshold
-            for b in insights
+            for b in o.insights
             if b is not a
         )
-        for a in insights
+        for o in outcomes
+        for a in o.insights
     )
     items = [
         DigestItem(i, t.sample.context.show_title, t.sample.label, "", "", None)
@@ -182,6 +198,16 @@ def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
         "attributed share": mean(bool(ATTRIBUTION.search(i.text)) for i in insights)
         if insights
         else 0.0,
+        "mid-sentence starts (lower is better)": share(
+            starts_mid_sentence(i.text) for i in insights
+        ),
+        "dangling openers (lower is better)": share(dangling_opener(i.text) for i in insights),
+        "low-confidence share (lower is better)": share(
+            doubtful_quote(t.sample.transcript, i.start_seconds, i.quote)
+            for t in trials
+            if t.outcome
+            for i in t.outcome.insights
+        ),
         "tokens per episode": (prompt_tokens + completion_tokens) / episodes,
         "cost per episode (USD)": (cost or 0.0) / episodes,
         "latency per episode (s)": mean(t.seconds for t in trials) if trials else 0.0,
