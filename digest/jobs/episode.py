@@ -16,19 +16,22 @@ from typing import Literal, Protocol
 from digest.config import Config
 from digest.errors import DigestError
 from digest.jobs.insights import Extractor, ExtractResult
-from digest.jobs.process import Fail, Hooks, Processor, ProcessResult, obtain_transcript
+from digest.jobs.process import (
+    Fail,
+    Hooks,
+    Processor,
+    ProcessResult,
+    TranscriptSteps,
+    obtain_transcript,
+)
 from digest.models import Episode
 from digest.store import Store
 
 Outcome = Literal["completed", "waiting", "failed"]
 
 
-class EpisodeSteps(Protocol):
+class EpisodeSteps(TranscriptSteps, Protocol):
     """obtain → transcribe → extract, each of which may raise."""
-
-    def obtain(self, episode: Episode) -> ProcessResult | Path: ...
-
-    def transcribe(self, episode: Episode, media: Path) -> ProcessResult: ...
 
     def extract(self, episode: Episode) -> ExtractResult: ...
 
