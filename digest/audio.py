@@ -45,6 +45,9 @@ def probe(path: Path, label: str = "") -> float:
         raise MediaError(f"{name}: not decodable audio ({exc})") from exc
 
 
+MIN_TAIL_SECONDS = 10.0  # a shorter last window is joined to the one before it
+
+
 def quietest_cut(pcm: PCM, target: int, search: int, frame: int = SAMPLE_RATE // 20) -> int:
     """Index near `target` (within `search` samples before it) where the audio is quietest."""
     start = max(0, target - search)
@@ -58,25 +61,46 @@ def quietest_cut(pcm: PCM, target: int, search: int, frame: int = SAMPLE_RATE //
 
 
 def iter_windows(
-    path: Path, window_seconds: float, *, search_seconds: float = 5.0
+    path: Path,
+    window_seconds: float,
+    *,
+    search_seconds: float = 5.0,
+    min_tail_seconds: float = MIN_TAIL_SECONDS,
 ) -> Iterator[tuple[float, PCM]]:
-    """Yield (offset_seconds, mono 16 kHz float32) windows of at most `window_seconds`."""
+    """Yield (offset_seconds, mono 16 kHz float32) windows of at most `window_seconds`
+    (the last one at most half a window longer).
+
+    Each cut falls at the quietest moment shortly before the target, so a file a little
+    longer than a whole number of windows would end in a window of a few seconds,
+    which Whisper decodes without any context. Such a tail (under `min_tail_seconds`
+    and under half a window) is joined to the window before it instead, which is
+    therefore held back until the next cut or the end of the file."""
     window = int(window_seconds * SAMPLE_RATE)
     search = min(int(search_seconds * SAMPLE_RATE), window // 2)
+    shortest = min(int(min_tail_seconds * SAMPLE_RATE), window // 2)  # the last window: < 1.5x
     pending: list[PCM] = []
     held = 0
     offset = 0
+    ready: tuple[int, PCM] | None = None  # the last window cut, not yet yielded
     for chunk in _decode(path):
         pending.append(chunk)
         held += len(chunk)
         while held >= window:
             pcm = np.concatenate(pending)
             cut = quietest_cut(pcm, window, search)
-            yield offset / SAMPLE_RATE, pcm[:cut]
+            if ready is not None:
+                yield ready[0] / SAMPLE_RATE, ready[1]
+            ready = (offset, pcm[:cut])
             offset += cut
             pending, held = [pcm[cut:]], len(pcm) - cut
+    tail = np.concatenate(pending) if held else np.zeros(0, dtype=np.float32)
+    if ready is not None and len(tail) < shortest:
+        yield ready[0] / SAMPLE_RATE, np.concatenate([ready[1], tail])
+        return
+    if ready is not None:
+        yield ready[0] / SAMPLE_RATE, ready[1]
     if held:
-        yield offset / SAMPLE_RATE, np.concatenate(pending)
+        yield offset / SAMPLE_RATE, tail
 
 
 def _decode(path: Path) -> Iterator[PCM]:

@@ -152,9 +152,10 @@ def test_windows_cover_the_audio_exactly_once_and_cut_at_pauses(speech: Clips) -
     windows = list(iter_windows(path, 10.0))
     assert len(windows) >= 3
     expected_offset = 0.0
-    for offset, pcm in windows:
+    for n, (offset, pcm) in enumerate(windows, start=1):
         assert offset == pytest.approx(expected_offset)
-        assert len(pcm) <= 10 * SAMPLE_RATE
+        # The last may take a tail under half a window rather than leave it alone.
+        assert len(pcm) <= (15 if n == len(windows) else 10) * SAMPLE_RATE
         expected_offset += len(pcm) / SAMPLE_RATE
     assert expected_offset == pytest.approx(duration, abs=0.1)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from digest.audio import PCM, SAMPLE_RATE, probe
+from digest.audio import PCM, SAMPLE_RATE, iter_windows, probe
 from digest.models import Segment
 from digest.transcribe import (
     FasterWhisperEngine,
@@ -136,3 +136,16 @@ def test_the_same_file_gives_the_same_text_idle_or_busy(make_config: Any, speech
             burner.kill()
             burner.wait()
     assert idle[0] == idle[1] == busy
+
+
+def test_a_few_seconds_left_at_the_end_join_the_last_window(speech: Clips) -> None:
+    """Cuts fall a little before their target, so a file just over two windows long
+    would end in a tail of seconds decoded without context; it joins the last window."""
+    path, _ = speech["matrix"]
+    total = probe(path)
+    windows = list(iter_windows(path, total / 2))
+    assert len(windows) == 2, [round(len(p) / SAMPLE_RATE, 1) for _, p in windows]
+    assert sum(len(p) for _, p in windows) / SAMPLE_RATE == pytest.approx(total, abs=0.1)
+    assert windows[1][0] == pytest.approx(len(windows[0][1]) / SAMPLE_RATE)
+    apart = list(iter_windows(path, total / 2, min_tail_seconds=0))
+    assert len(apart) == 3 and len(apart[2][1]) / SAMPLE_RATE < 10, "without the join"
