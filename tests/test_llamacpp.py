@@ -66,6 +66,13 @@ def llama_url() -> str:
     return local_base_url(str(smollm_path()), threads=1, context=4096)
 
 
+def llama_config(make_config: Any, url: str, tmp_path: Path, **extraction: Any) -> Any:
+    """The openai backend pointed at llama.cpp, with the deterministic prompts."""
+    settings = {"backend": "openai", "base_url": url, "model": "smollm2", "max_retries": 0,
+                "timeout_seconds": 300.0, "prompts_dir": str(greedy_prompts(tmp_path))}  # fmt: skip
+    return make_config(extraction={**settings, **extraction})
+
+
 def greedy_prompts(tmp_path: Path) -> Path:
     """The bundled insights prompt at temperature 0 (deterministic), and the copy prompt."""
     from digest.templating import templates_root
@@ -82,11 +89,9 @@ def greedy_prompts(tmp_path: Path) -> Path:
 def test_the_openai_path_against_llama_cpp_grounds_what_it_keeps_and_counts_tokens(
     llama_url: str, make_config: Any, tmp_path: Path
 ) -> None:
-    config = make_config(
-        extraction={"backend": "openai", "base_url": llama_url, "model": "smollm2",
-                    "prompts_dir": str(greedy_prompts(tmp_path)), "window_tokens": 600,
-                    "max_answer_tokens": 400, "timeout_seconds": 300.0, "max_retries": 0},
-    )  # fmt: skip
+    config = llama_config(
+        make_config, llama_url, tmp_path, window_tokens=600, max_answer_tokens=400
+    )
     store = Store(config.database_url)
     [episode_id] = seed_transcripts(store, scripts=("kimi-k2",))
     result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
@@ -110,11 +115,7 @@ def test_the_openai_path_against_llama_cpp_grounds_what_it_keeps_and_counts_toke
 def test_an_answer_cut_off_by_the_token_limit_is_never_parsed(
     llama_url: str, make_config: Any, tmp_path: Path
 ) -> None:
-    config = make_config(
-        extraction={"backend": "openai", "base_url": llama_url, "model": "smollm2",
-                    "prompts_dir": str(greedy_prompts(tmp_path)), "max_answer_tokens": 1,
-                    "timeout_seconds": 300.0, "max_retries": 0},
-    )  # fmt: skip
+    config = llama_config(make_config, llama_url, tmp_path, max_answer_tokens=1)
     store = Store(config.database_url)
     [episode_id] = seed_transcripts(store, scripts=("mercury-2",))
     result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
@@ -128,11 +129,7 @@ def test_an_answer_cut_off_by_the_token_limit_is_never_parsed(
 def test_a_reply_slower_than_the_client_waits_leaves_the_episode_waiting(
     llama_url: str, make_config: Any, tmp_path: Path
 ) -> None:
-    config = make_config(
-        extraction={"backend": "openai", "base_url": llama_url, "model": "smollm2",
-                    "prompts_dir": str(greedy_prompts(tmp_path)), "timeout_seconds": 0.2,
-                    "max_retries": 0},
-    )  # fmt: skip
+    config = llama_config(make_config, llama_url, tmp_path, timeout_seconds=0.2)
     store = Store(config.database_url)
     [episode_id] = seed_transcripts(store, scripts=("qwen3-coder-flash",))
     result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))

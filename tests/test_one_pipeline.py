@@ -211,14 +211,13 @@ def run_matrix(world: World, folder: Path, path: Callable[..., None]) -> list[di
     config = world.config(folder, llm_up=False)
     settings = load_config(str(config))
     with Store(settings.database_url) as store:
-        feed = store.feeds.add(world.http.url("/feed.xml"), jobs.utcnow())
+        store.feeds.add(world.http.url("/feed.xml"), jobs.utcnow())
         store.feeds.add(world.refusing_feed, jobs.utcnow())
         store.subscribers.add(READER, jobs.utcnow())
         offline = config_from_dict(
             {"storage": {"state_dir": str(settings.state_dir)}}, base_dir=folder
         )
         seed_insights(store, offline, show="Ready Show", scripts=("kimi-k2",))  # sendable
-        assert feed.id
         states = []
         world.faults(on=True)
         path(config, full_disk=lambda: disk_limit(settings.state_dir, len(world.audio)))

@@ -11,6 +11,7 @@ the same Message-ID, which receiving servers use to drop duplicates.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -50,6 +51,11 @@ class SendReport:
 
     def count(self, outcome: Outcome) -> int:
         return sum(r.outcome == outcome for r in self.results)
+
+    def not_attempted(self, day: str, subscribers: Sequence[Subscriber]) -> None:
+        """The rest of a stopped send: each message waits, unsent, for the next attempt."""
+        why = f"the batch stopped: {self.stopped}"
+        self.results += [SendResult(s.email, day, "not-attempted", why) for s in subscribers]
 
     @property
     def to_retry(self) -> int:
@@ -124,10 +130,7 @@ def send_digests(
     try:
         for day, subscribers in sorted(plan.items()):
             if report.stopped:  # the server is out of reach: the other dates wait too
-                why = "the batch stopped: " + report.stopped
-                report.results += [
-                    SendResult(s.email, day, "not-attempted", why) for s in subscribers
-                ]
+                report.not_attempted(day, subscribers)
                 continue
             outbox = OutboxTransport(config.state_dir / "outbox" / day)
             batch = Batch(day, subscribers, ledger[day])
@@ -179,12 +182,9 @@ def _send_day(
         except ConnectionFailed as exc:
             store.digests.mark(subscriber.id, day, "failed", message_id, utcnow(), str(exc))
             report.results.append(SendResult(subscriber.email, day, "failed", str(exc)))
-            why = "the batch stopped: " + str(exc)
-            report.results += [
-                SendResult(s.email, day, "not-attempted", why) for s in subscribers[n + 1 :]
-            ]
             report.stopped = str(exc)
             report.needs_setting = isinstance(exc, SmtpSetupError)
+            report.not_attempted(day, subscribers[n + 1 :])
             log.error("stopped sending: %s", exc)
             return
         except DeliveryError as exc:
