@@ -257,8 +257,7 @@ def print_send(app: App, report: jobs.SendReport) -> None:
             "next run once that is fixed"
         )
     if report.to_retry:
-        reason = report.stopped or next(r.error for r in report.results if r.outcome == "failed")
         console.print(
-            f"[yellow]…[/] {report.to_retry} message(s) not delivered ({reason}); "
+            f"[yellow]…[/] {report.to_retry} message(s) not delivered ({esc(report.reason)}); "
             "the next run sends them, none twice"
         )

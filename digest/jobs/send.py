@@ -58,6 +58,12 @@ class SendReport:
         self.results += [SendResult(s.email, day, "not-attempted", why) for s in subscribers]
 
     @property
+    def reason(self) -> str:
+        """Why messages were left undelivered: the stop, else the first failure."""
+        failed = (r.error for r in self.results if r.outcome == "failed" and r.error)
+        return self.stopped or next(failed, "unknown")
+
+    @property
     def to_retry(self) -> int:
         """Messages not delivered for a reason the next attempt may not have."""
         return self.count("failed") + self.count("not-attempted")
@@ -67,9 +73,7 @@ class DeliveryIncomplete(DigestError):
     """Some of the due messages were not delivered; `report` says which and why."""
 
     def __init__(self, report: SendReport) -> None:
-        reason = report.stopped or next(
-            (r.error for r in report.results if r.outcome == "failed"), "unknown"
-        )
+        reason = report.reason
         if report.needs_setting:
             message = str(reason)
         else:
