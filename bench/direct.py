@@ -21,7 +21,12 @@ def main() -> None:
         extractor = jobs.Extractor(store, config)
         with jobs.Processor(store, config) as processor:
             outcomes = [
-                jobs.take_episode(episode, jobs.LocalSteps(processor, extractor), processor.fail)
+                jobs.take_episode(
+                    episode,
+                    jobs.LocalSteps(processor, extractor),
+                    processor.fail,
+                    processor.leases,
+                )
                 for episode in jobs.work_list(store, config, extractor)
             ]
         report = jobs.send_digests(store, config)

@@ -6,6 +6,9 @@
 - the notification block `digest-alerts` (a webhook: $DIGEST_ALERT_WEBHOOK_URL)
 - two automations that use it: a pipeline flow failed or crashed, and a feed that
   has failed `[feeds] alert_after_failures` polls in a row (one alert per outage)
+- one automation without it: a flow run whose heartbeats stopped (its worker was
+  killed, its machine lost) is marked Crashed after 90 s. Workers must send
+  heartbeats: PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (deploy/README.md)
 
 Usage: PREFECT_API_URL=http://server:4200/api python deploy/bootstrap.py [--config digest.toml]
 """
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import timedelta
 from typing import Any
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.events.actions import SendNotification
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectAlreadyExists
 
@@ -68,6 +73,46 @@ def automations(block_id: Any) -> list[AutomationCore]:
     return [flow_failed, feed_unhealthy]
 
 
+ZOMBIE_SECONDS = 90  # three missed heartbeats at PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30
+
+
+def crash_unresponsive_runs() -> AutomationCore:
+    """Prefect's own recipe for "zombie" runs (docs: detect-zombie-flows): a run that
+    stops sending heartbeats without reaching a final state is marked Crashed, which
+    the failure alert then reports. The episode it held is taken over by another
+    worker once the claim's lease runs out (`[orchestration] lease_seconds`)."""
+    return AutomationCore(
+        name="digest: crash unresponsive flow runs",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=ZOMBIE_SECONDS),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {ZOMBIE_SECONDS} s: the worker or its machine died",
+            )
+        ],
+    )
+
+
+def _replace(client: Any, automation: AutomationCore) -> None:
+    for old in client.read_automations_by_name(automation.name):
+        client.delete_automation(old.id)
+    client.create_automation(automation)
+
+
 def bootstrap(config_path: str | None, webhook_url: str | None) -> list[str]:
     config = load_config(config_path)
     done = []
@@ -84,6 +129,8 @@ def bootstrap(config_path: str | None, webhook_url: str | None) -> list[str]:
         rpm = config.orchestration.llm_requests_per_minute
         client.upsert_global_concurrency_limit_by_name("llm", rpm, slot_decay_per_second=rpm / 60)
         done.append("concurrency limits whisper and llm")
+        _replace(client, crash_unresponsive_runs())
+        done.append("automation 'digest: crash unresponsive flow runs'")
         if not webhook_url:
             done.append("no $DIGEST_ALERT_WEBHOOK_URL: alerts not set up")
             return done
@@ -95,9 +142,7 @@ def bootstrap(config_path: str | None, webhook_url: str | None) -> list[str]:
         )
         block_id = block.save(BLOCK, overwrite=True)
         for automation in automations(block_id):
-            for old in client.read_automations_by_name(automation.name):
-                client.delete_automation(old.id)
-            client.create_automation(automation)
+            _replace(client, automation)
             done.append(f"automation {automation.name!r}")
     return done
 

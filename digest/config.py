@@ -100,6 +100,9 @@ class TranscriptionSettings:
     )
     download_timeout_seconds: int = setting(1800, "whole-download deadline for one enclosure")
     max_attempts: int = setting(3, "an episode that failed this many times is left alone")
+    retry_after_minutes: int = setting(
+        10, "a failure that may pass (network) is tried again after this, doubling each time"
+    )
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,9 @@ class OrchestrationSettings:
     gpu_pool: str = setting("gpu", "work pool for transcription (add workers here to scale out)")
     whisper_slots: int = setting(1, "global concurrency limit 'whisper': transcriptions at once")
     llm_requests_per_minute: int = setting(60, "rate limit 'llm' on chat completions")
+    lease_seconds: int = setting(
+        120, "a worker's claim on an episode or a send lapses this long after it stops renewing"
+    )
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,8 @@ class Episode:
     transcript_engine: str | None = None  # e.g. faster-whisper, publisher:vtt
     people: tuple[Person, ...] = ()  # podcast:person: who hosts, who is the guest
     chapters_url: str = ""  # podcast:chapters JSON, if the feed names one
+    retry_at: datetime | None = None  # a failure that may pass is tried again from then
+    runs: int = 0  # runs that claimed it (a deployed run's idempotency key carries it)
 
 
 @dataclass(frozen=True)

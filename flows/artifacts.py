@@ -57,6 +57,26 @@ def insights_markdown(store: Store, episode_id: str, result: jobs.ExtractResult)
     )
 
 
+def failed_episodes(failures: list[jobs.Failure]) -> None:
+    """What failed, why, and when it is tried again: the operator's to-do list."""
+    rows: list[dict[str, Any]] = [
+        {
+            "episode": f.episode_id,
+            "show": f.show,
+            "title": f.title,
+            "attempts": f.attempts,
+            "next retry": f.next_retry,
+            "error": f.error,
+        }
+        for f in failures
+    ]
+    create_table_artifact(
+        table=rows or [{"episode": "none failed"}],
+        key="failed-episodes",
+        description="Failed episodes and their next retry",
+    )
+
+
 def send_results(store: Store, config: Config, report: jobs.SendReport) -> None:
     dates = sorted({r.date for r in report.results})
     for day in dates:

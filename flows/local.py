@@ -81,3 +81,27 @@ def local_run() -> Iterator[None]:
     )
     with temporary_settings(updates=updates), prefect_api():
         yield
+
+
+def deployed_server() -> bool:
+    """True when PREFECT_API_URL names a server that has the process-episode deployment:
+    work goes to its workers (`digest retry`) instead of this process."""
+    if ephemeral():
+        return False
+    from prefect.client.orchestration import get_client
+
+    from flows.pipeline import PROCESS_DEPLOYMENT
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(PROCESS_DEPLOYMENT)
+    except Exception as exc:  # ObjectNotFound, or the server is not there
+        from prefect.exceptions import ObjectNotFound
+
+        if isinstance(exc, ObjectNotFound):
+            return False
+        raise PrefectUnavailable(
+            f"the Prefect server at PREFECT_API_URL cannot be reached ({exc}); "
+            "start it, or unset PREFECT_API_URL to work here"
+        ) from exc
+    return True

@@ -9,6 +9,9 @@ Retries (the README's "What is retried" says the same):
 - fetch-feed and obtain (download) retry network faults (refused, reset, timeout,
   HTTP 408/429/5xx) twice, after 2 and 10 s; a 404, a corrupt file or a bad config
   is not retried.
+- a failed episode whose failure may pass (a network fault) is enqueued again by a
+  later poll once `[transcription] retry_after_minutes` (doubling) has passed, while
+  attempts are under `max_attempts`; a 404 or a corrupt file stays failed.
 - extract retries while the LLM endpoint is down, after 1, 3 and 10 minutes, in
   deployed runs only; a local `digest run` leaves the episode waiting for the next.
 - send retries a server that is busy or unreachable twice, 5 minutes apart, in
@@ -117,8 +120,10 @@ def poll_feeds(config_path: str | None = None, enqueue: bool = True) -> list[str
         )
     new = [episode_id for r in results for episode_id in r.new_episode_ids]
     if enqueue:
-        for episode_id in new:
-            start_processing(episode_id, config_path)
+        extractor = jobs.Extractor(store, config, prompt=prompt_override())
+        for episode in jobs.work_list(store, config, extractor):
+            start_processing(episode, config_path)
+    artifacts.failed_episodes(jobs.failures(store, config))
     print(summarise_poll(results))
     return new
 
@@ -136,19 +141,32 @@ def summarise_poll(results: list[FeedPollResult]) -> str:
     return f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed."
 
 
-def start_processing(episode_id: str, config_path: str | None) -> None:
+def start_processing(episode: Episode, config_path: str | None) -> None:
     """Deployed: hand the episode to the process-episode deployment (a gpu-pool worker
-    picks it up); the idempotency key makes a re-poll unable to enqueue it twice.
-    Run locally: process it right here as a subflow."""
+    picks it up). The idempotency key carries the attempt (the runs that claimed the
+    episode so far), so later polls cannot enqueue the same attempt twice while it
+    waits in the queue, and a failed, crashed or waiting attempt is followed by the
+    next. Run locally: process it right here as a subflow."""
     if deployed():
         run_deployment(
             PROCESS_DEPLOYMENT,
-            parameters={"episode_id": episode_id, "config_path": config_path},
+            parameters={"episode_id": episode.id, "config_path": config_path},
             timeout=0,
-            idempotency_key=f"episode-{episode_id}",
+            idempotency_key=f"episode-{episode.id}-attempt-{episode.runs + 1}",
         )
     else:
-        process_episode(episode_id, config_path)
+        process_episode(episode.id, config_path)
+
+
+def enqueue_retry(episode_id: str, config_path: str | None) -> str:
+    """`digest retry` against a server: a new process-episode run, whatever ran before
+    (an operator's retry is never deduplicated away). The flow run's name."""
+    run = run_deployment(
+        PROCESS_DEPLOYMENT,
+        parameters={"episode_id": episode_id, "config_path": config_path},
+        timeout=0,
+    )
+    return str(run.name)
 
 
 @network_retries
@@ -240,7 +258,8 @@ def process_episode(
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
     steps = TaskSteps(config_path, force, patient=wait_for_llm)
-    outcome = jobs.take_episode(episode, steps, processor(config_path).fail)
+    work = processor(config_path)
+    outcome = jobs.take_episode(episode, steps, work.fail, work.leases)
     if outcome.outcome == "failed":
         raise RuntimeError(outcome.error)
     print(f"{episode.title}: {outcome.outcome}" + (f" ({outcome.error})" if outcome.error else ""))
@@ -289,7 +308,10 @@ def daily_digest(
         artifacts.send_results(store, config, exc.report)
         raise
     artifacts.send_results(store, config, report)
-    print(f"Sent {report.count('sent')}, {report.count('rejected')} rejected.")
+    if report.elsewhere:
+        print(f"Another run is sending ({report.elsewhere}); this one sent nothing.")
+    else:
+        print(f"Sent {report.count('sent')}, {report.count('rejected')} rejected.")
     return report
 
 

@@ -79,7 +79,9 @@ def world(
     extractor = jobs.Extractor(store, config)
     with jobs.Processor(store, config) as processor:
         [outcome] = [
-            jobs.take_episode(e, jobs.LocalSteps(processor, extractor), processor.fail)
+            jobs.take_episode(
+                e, jobs.LocalSteps(processor, extractor), processor.fail, processor.leases
+            )
             for e in jobs.work_list(store, config, extractor)
         ]
     return config, store, outcome

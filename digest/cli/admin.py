@@ -34,6 +34,18 @@ def status(app: App, as_json: bool) -> None:
         {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
         for f in failing
     ]
+    failed = jobs.failures(app.store, app.config)
+    summary["failed_episodes"] = [
+        {
+            "id": f.episode_id,
+            "title": f.title,
+            "show": f.show,
+            "error": f.error,
+            "attempts": f.attempts,
+            "retry_at": f.retry_at.isoformat() if f.retry_at else None,
+        }
+        for f in failed
+    ]
     if as_json:
         return emit_json(summary)
     feeds_health = summary["feeds"]
@@ -44,6 +56,11 @@ def status(app: App, as_json: bool) -> None:
         )
     episodes_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["episodes"].items())) or "none"
     console.print(f"Episodes: {episodes_line}")
+    for e in failed:
+        console.print(
+            f"  [red]✗[/] {e.episode_id[:8]} {esc(e.title)}: {esc(e.error)} "
+            f"({e.attempts} attempt(s); next retry: {e.next_retry})"
+        )
     subs_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["subscribers"].items())) or "none"
     console.print(f"Subscribers: {subs_line}")
     for day in summary["llm_usage"]:

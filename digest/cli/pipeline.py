@@ -14,6 +14,7 @@ from digest.cli.base import App, check_date, cli, console, emit_json, esc, locke
 from digest.cli.progress import ProcessProgress
 from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
+from digest.runlock import run_lock
 
 
 # ---------------------------------------------------------------- pipeline
@@ -90,26 +91,75 @@ def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bo
     with Processor(store, config) as processor, ProcessProgress(console) as progress:
         for episode in todo:
             steps = jobs.LocalSteps(processor, extractor, force, progress.hooks(episode.title))
-            outcomes.append(jobs.take_episode(episode, steps, processor.fail))
+            outcomes.append(jobs.take_episode(episode, steps, processor.fail, processor.leases))
+    print_outcomes(outcomes)
+
+
+@cli.command()
+@click.argument("episode_ids", nargs=-1, metavar="[EPISODE_ID]...")
+@click.option("--all-failed", is_flag=True, help="Every failed episode.")
+@click.pass_obj
+def retry(app: App, episode_ids: tuple[str, ...], all_failed: bool) -> None:
+    """Try failed episodes again now, with their attempts back.
+
+    With PREFECT_API_URL naming a server that has the process-episode deployment, each
+    is enqueued there for a worker; otherwise each is processed here."""
+    store = app.store
+    if all_failed:
+        episodes = store.episodes.list(status="failed")
+    elif episode_ids:
+        episodes = [store.episodes.get(i) for i in episode_ids]
+    else:
+        raise click.UsageError("name an EPISODE_ID or give --all-failed")
+    if not episodes:
+        console.print("No failed episodes.")
+        return
+    for episode in episodes:
+        store.episodes.reset(episode.id, jobs.utcnow())
+    from flows.local import deployed_server
+
+    config_path = str(Path(app.config_path).resolve()) if app.config_path else None
+    if deployed_server():
+        from flows.pipeline import enqueue_retry
+
+        for episode in episodes:
+            run = enqueue_retry(episode.id, config_path)
+            console.print(f"Enqueued {esc(episode.title)} ({episode.id[:8]}) as run {run}.")
+        return
+    with run_lock(app.config.state_dir, "retry"):
+        extractor = Extractor(store, app.config)
+        outcomes = []
+        with Processor(store, app.config) as processor:
+            for episode in episodes:
+                steps = jobs.LocalSteps(processor, extractor)
+                outcomes.append(
+                    jobs.take_episode(
+                        store.episodes.get(episode.id), steps, processor.fail, processor.leases
+                    )
+                )
     print_outcomes(outcomes)
 
 
 def print_outcomes(outcomes: list[jobs.EpisodeOutcome]) -> None:
     """What `digest process` and `digest run` report: one line per problem, then totals."""
     for o in outcomes:
-        mark = {"failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}.get(o.outcome)
+        mark = {"failed": "[red]✗[/]", "waiting": "[yellow]…[/]", "claimed": "[blue]↷[/]"}.get(
+            o.outcome
+        )
         if mark:
             console.print(f"{mark} {esc(o.error)}")
         for text, reason in o.extract.dropped if o.extract else ():
             console.print(
                 f"  [yellow]dropped[/] from {esc(repr(o.title))}: {esc(reason)}: {esc(text[:70])}…"
             )
-    count = {k: sum(o.outcome == k for o in outcomes) for k in ("completed", "waiting", "failed")}
+    kinds = ("completed", "waiting", "failed", "claimed")
+    count = {k: sum(o.outcome == k for o in outcomes) for k in kinds}
     done = [o.process for o in outcomes if o.process.outcome == "transcribed"]
     audio = sum(r.audio_seconds for r in done if r.source == "whisper") / 60
     insights = sum(len(o.extract.insights) for o in outcomes if o.extract)
     calls = sum(o.extract.calls for o in outcomes if o.extract)
     wait = f"{count['waiting']} waiting, " if count["waiting"] else ""
+    wait += f"{count['claimed']} on another worker, " if count["claimed"] else ""
     console.print(
         f"Processed {len(outcomes)} episode(s): {count['completed']} completed, {wait}"
         f"{count['failed']} failed."
@@ -232,6 +282,12 @@ def send(app: App, day: str | None, dry_run: bool) -> None:
 
 def print_send(app: App, report: jobs.SendReport) -> None:
     """The send's outcome; a stop that needs a setting fixed ends the command (exit 1)."""
+    if report.elsewhere:
+        console.print(
+            f"[blue]↷[/] Another run is sending ({esc(report.elsewhere)}); it sends to "
+            "everyone due, so this one sent nothing."
+        )
+        return
     for r in report.results:
         if r.outcome in ("failed", "rejected"):
             console.print(f"[red]✗[/] {esc(r.email)} ({r.date}): {r.outcome}: {esc(r.error)}")

@@ -5,7 +5,14 @@ record their results and turn one item's failure into data, so the batch goes on
 """
 
 from digest.jobs.clock import utcnow
-from digest.jobs.episode import EpisodeOutcome, LocalSteps, take_episode, work_list
+from digest.jobs.episode import (
+    EpisodeOutcome,
+    Failure,
+    LocalSteps,
+    failures,
+    take_episode,
+    work_list,
+)
 from digest.jobs.insights import Extractor, ExtractResult, backend_for
 from digest.jobs.poll import feed_client, fetch, newly_unhealthy, poll_feeds, record
 from digest.jobs.preview import cost_usd, digest_items
@@ -17,6 +24,7 @@ __all__ = [
     "EpisodeOutcome",
     "ExtractResult",
     "Extractor",
+    "Failure",
     "Hooks",
     "LocalSteps",
     "ProcessResult",
@@ -26,6 +34,7 @@ __all__ = [
     "backend_for",
     "cost_usd",
     "digest_items",
+    "failures",
     "feed_client",
     "fetch",
     "newly_unhealthy",

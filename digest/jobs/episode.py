@@ -1,21 +1,26 @@
 """One episode taken through the pipeline, and the list of episodes that need it.
 
-This is the only place that knows the order of the steps and what a failure at each
-step means. `digest process` runs the steps in this process; the `process-episode`
-flow runs each as a Prefect task (with retries) and hands the same steps in here, so
-the two paths cannot drift apart.
+This is the only place that knows the order of the steps, what a failure at each
+step means, and that an episode is claimed (`digest.jobs.leases`) for the duration,
+so two workers never transcribe or extract the same episode at once. `digest
+process` runs the steps in this process; the `process-episode` flow runs each as a
+Prefect task (with retries) and hands the same steps in here, so the two paths
+cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.jobs.clock import utcnow
 from digest.jobs.insights import Extractor, ExtractResult
+from digest.jobs.leases import Claimed, Leases, dead_here
 from digest.jobs.process import (
     Fail,
     Hooks,
@@ -27,7 +32,7 @@ from digest.jobs.process import (
 from digest.models import Episode
 from digest.store import Store
 
-Outcome = Literal["completed", "waiting", "failed"]
+Outcome = Literal["completed", "waiting", "failed", "claimed"]
 
 
 class EpisodeSteps(TranscriptSteps, Protocol):
@@ -48,9 +53,10 @@ class EpisodeOutcome:
     @property
     def outcome(self) -> Outcome:
         """failed (the episode's fault), waiting (a service's or the machine's: the next
-        run goes on without using an attempt), or completed."""
+        run goes on without using an attempt), claimed (another worker is on it), or
+        completed."""
         last = self.extract.outcome if self.extract else self.process.outcome
-        if last in ("failed", "waiting"):
+        if last in ("failed", "waiting", "claimed"):
             return last
         return "completed"
 
@@ -59,8 +65,20 @@ class EpisodeOutcome:
         return (self.extract.error if self.extract else None) or self.process.error
 
 
-def take_episode(episode: Episode, steps: EpisodeSteps, fail: Fail) -> EpisodeOutcome:
-    """Obtain a transcript, then extract; every failure is recorded on the episode."""
+def take_episode(
+    episode: Episode, steps: EpisodeSteps, fail: Fail, leases: Leases
+) -> EpisodeOutcome:
+    """Claim the episode, obtain a transcript, then extract; every failure is recorded
+    on the episode. An episode another worker holds is left to it ("claimed")."""
+    try:
+        with leases.episode(episode.id):
+            return _take(episode, steps, fail)
+    except Claimed as exc:
+        held = ProcessResult(episode.id, episode.title, "claimed", error=str(exc))
+        return EpisodeOutcome(episode.id, episode.title, held)
+
+
+def _take(episode: Episode, steps: EpisodeSteps, fail: Fail) -> EpisodeOutcome:
     processed = obtain_transcript(episode, steps, fail)
     if processed.outcome in ("failed", "waiting"):
         return EpisodeOutcome(episode.id, episode.title, processed)
@@ -82,15 +100,26 @@ def work_list(
     *,
     episode_ids: Sequence[str] = (),
     limit: int | None = None,
+    now: datetime | None = None,
 ) -> list[Episode]:
-    """What still needs work: episodes without a transcript (under `max_attempts`), then
-    transcribed ones whose insights are missing or were made by another prompt. Named
-    episodes are taken whatever their status."""
+    """What needs work now: pending episodes and failed ones whose retry is due, then
+    transcribed ones whose insights are missing or were made by another prompt; none
+    that a live claim shows another worker is on. Named episodes are taken whatever
+    their status."""
     if episode_ids:
         return [store.episodes.get(i) for i in episode_ids]
-    todo = store.episodes.processable(max_attempts=config.transcription.max_attempts, limit=limit)
+    now = now or utcnow()
+    busy = {
+        c.name.removeprefix("episode:")
+        for c in store.claims.held("episode:", now)
+        if not dead_here(c.owner)
+    }
+    todo = store.episodes.processable(
+        max_attempts=config.transcription.max_attempts, now=now, limit=limit
+    )
     seen = {e.id for e in todo}
-    return todo + [e for e in extractor.pending() if e.id not in seen]
+    todo += [e for e in extractor.pending(now) if e.id not in seen]
+    return [e for e in todo if e.id not in busy]
 
 
 @dataclass(frozen=True)
@@ -110,3 +139,37 @@ class LocalSteps:
 
     def extract(self, episode: Episode) -> ExtractResult:
         return self.extractor.extract(episode, force=self.force)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed episode as operators see it (`digest status`, the poll flow's artifact)."""
+
+    episode_id: str
+    title: str
+    show: str
+    error: str
+    attempts: int
+    retry_at: datetime | None  # None: not tried again by itself
+
+    @property
+    def next_retry(self) -> str:
+        if self.retry_at is not None:
+            return f"{self.retry_at:%Y-%m-%d %H:%M} UTC"
+        return "never: fix the cause, then `digest retry`"
+
+
+def failures(store: Store, config: Config) -> list[Failure]:
+    """Failed episodes, with when (or whether) each is tried again."""
+    limit = config.transcription.max_attempts
+    return [
+        Failure(
+            e.id,
+            e.title,
+            e.show_title,
+            e.error or "",
+            e.attempts,
+            e.retry_at if e.attempts < limit else None,
+        )
+        for e in store.episodes.list(status="failed")
+    ]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -22,6 +23,7 @@ from digest.captions import parse_transcript
 from digest.config import Config
 from digest.errors import DigestError, FetchError, MediaError, TranscriptError
 from digest.jobs.clock import utcnow
+from digest.jobs.leases import Leases
 from digest.media import check_audio, download, media_path, sha256_file
 from digest.models import Episode, Transcript
 from digest.net import GuardedClient, raise_for_status, read_capped
@@ -37,8 +39,9 @@ MAX_TRANSCRIPT_BYTES = 20 * 1024 * 1024
 class ProcessResult:
     episode_id: str
     title: str
-    # waiting: a transient cause (a full disk); the episode stays pending, no attempt used
-    outcome: Literal["transcribed", "cached", "failed", "waiting"]
+    # waiting: a transient cause (a full disk); the episode stays pending, no attempt used;
+    # claimed: another worker is on it (its lease is live), so this run leaves it alone
+    outcome: Literal["transcribed", "cached", "failed", "waiting", "claimed"]
     source: str | None = None  # publisher | whisper
     engine: str | None = None
     audio_seconds: float = 0.0
@@ -72,6 +75,22 @@ class TranscriptSteps(Protocol):
 Fail = Callable[[Episode, BaseException], ProcessResult]
 
 
+def may_pass(exc: BaseException) -> bool:
+    """A failure worth another attempt later: a network fault on the way to the item
+    (refused, reset, timeout, 5xx, 429), or a surprise nobody classified. A 404, audio
+    that is not audio, a file over the limits will fail the same way again."""
+    return exc.retryable if isinstance(exc, DigestError) else True
+
+
+def retry_time(episode: Episode, config: Config, now: datetime) -> datetime | None:
+    """When the next attempt is due: `retry_after_minutes`, doubling with each failure;
+    None once this failure uses the last of `max_attempts`."""
+    t = config.transcription
+    if episode.attempts + 1 >= t.max_attempts:
+        return None
+    return now + timedelta(minutes=t.retry_after_minutes * 2**episode.attempts)
+
+
 def obtain_transcript(episode: Episode, steps: TranscriptSteps, fail: Fail) -> ProcessResult:
     """The one way to a transcript: any failure is recorded on the episode and returned."""
     try:
@@ -101,6 +120,7 @@ class Processor:
         )
         self.transcriber = Transcriber()
         self.whisper_guard = whisper_guard
+        self.leases = Leases(store, config.orchestration.lease_seconds)
         self.media_dir = config.state_dir / "media"
         self.transcript_dir = config.state_dir / "transcripts"
 
@@ -135,7 +155,9 @@ class Processor:
         if isinstance(exc, DigestError) and exc.transient:
             self.store.episodes.set_status(episode.id, "pending", utcnow(), error=message)
             return ProcessResult(episode.id, episode.title, "waiting", error=message)
-        self.store.episodes.record_failure(episode.id, utcnow(), message)
+        now = utcnow()
+        retry_at = retry_time(episode, self.config, now) if may_pass(exc) else None
+        self.store.episodes.record_failure(episode.id, now, message, retry_at)
         return ProcessResult(episode.id, episode.title, "failed", error=message)
 
     def ready(self, episode: Episode, *, force: bool = False) -> ProcessResult | None:

@@ -22,6 +22,7 @@ from digest.config import Config
 from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
 from digest.errors import DigestError
 from digest.jobs.clock import utcnow
+from digest.jobs.leases import Claimed, Leases
 from digest.jobs.preview import frozen_items, selection
 from digest.models import DigestItem, Subscriber
 from digest.render import render_email, subject_for
@@ -48,6 +49,9 @@ class SendReport:
     # The stop needs a setting fixed (a refused login, an unverified certificate, ...):
     # retrying cannot help, so nothing retries it; the messages wait, unsent.
     needs_setting: bool = False
+    # Another run holds the send (two schedulers, a worker and a cron job): it sends to
+    # everyone due, so this one sent nothing.
+    elsewhere: str | None = None
 
     def count(self, outcome: Outcome) -> int:
         return sum(r.outcome == outcome for r in self.results)
@@ -114,7 +118,29 @@ def send_digests(
     dry_run: bool = False,
     transport: Transport | None = None,
 ) -> SendReport:
-    """Send every due, unsent (subscriber, date) message; `date` sends that date to all."""
+    """Send every due, unsent (subscriber, date) message; `date` sends that date to all.
+
+    One run sends at a time, wherever it runs: the send is claimed in the state
+    database (`digest.jobs.leases`), so two daily-digest runs started together, on one
+    worker or two, cannot both read the ledger as unsent and send twice."""
+    if dry_run:
+        return _send_due(store, config, now, date, dry_run, transport)
+    try:
+        with Leases(store, config.orchestration.lease_seconds).hold("send"):
+            return _send_due(store, config, now, date, dry_run, transport)
+    except Claimed as exc:
+        log.info("not sending: %s", exc)
+        return SendReport(elsewhere=str(exc))
+
+
+def _send_due(
+    store: Store,
+    config: Config,
+    now: datetime | None,
+    date: str | None,
+    dry_run: bool,
+    transport: Transport | None,
+) -> SendReport:
     now = now or utcnow()
     plan: dict[str, list[Subscriber]] = {}
     ledger: dict[str, dict[int, Delivery]] = {}  # one query per date, not per subscriber

@@ -16,6 +16,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
+from digest.store.claim_repo import Claim, ClaimRepo
 from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
 from digest.store.episode_repo import EpisodeRepo
 from digest.store.feed_repo import FeedRepo
@@ -23,7 +24,15 @@ from digest.store.insight_repo import InsightRepo
 from digest.store.subscriber_repo import SubscriberRepo
 from digest.store.transcript_repo import StoredTranscript, TranscriptRepo
 
-__all__ = ["Delivery", "FrozenDigest", "Store", "StoredTranscript", "normalise_url", "redact"]
+__all__ = [
+    "Claim",
+    "Delivery",
+    "FrozenDigest",
+    "Store",
+    "StoredTranscript",
+    "normalise_url",
+    "redact",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -64,6 +73,7 @@ class Store:
         self.transcripts = TranscriptRepo(self.engine)
         self.insights = InsightRepo(self.engine)
         self.digests = DigestRepo(self.engine)
+        self.claims = ClaimRepo(self.engine)
 
     @staticmethod
     def _engine(url: str) -> Engine:

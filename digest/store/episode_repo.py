@@ -56,6 +56,8 @@ def _episode(row: Any) -> Episode:
         transcript_engine=row.transcript_engine,
         people=tuple(Person(**p) for p in json.loads(row.people or "[]")),
         chapters_url=row.chapters_url,
+        retry_at=row.retry_at,
+        runs=row.runs,
     )
 
 
@@ -164,23 +166,56 @@ class EpisodeRepo:
             conn.execute(
                 episodes.update()
                 .where(episodes.c.id == episode_id)
-                .values(status=status, error=error, updated_at=now)
+                .values(status=status, error=error, retry_at=None, updated_at=now)
             )
 
-    def record_failure(self, episode_id: str, now: datetime, error: str) -> None:
-        """Mark failed with the reason; `attempts` decides whether a later run retries."""
+    def record_failure(
+        self, episode_id: str, now: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        """Mark failed with the reason. `retry_at` (a failure that may pass) schedules
+        another attempt, while `attempts` stays under the limit; None leaves it failed."""
         with self.engine.begin() as conn:
             conn.execute(
                 episodes.update()
                 .where(episodes.c.id == episode_id)
                 .values(
-                    status="failed", error=error, attempts=episodes.c.attempts + 1, updated_at=now
+                    status="failed",
+                    error=error,
+                    attempts=episodes.c.attempts + 1,
+                    retry_at=retry_at,
+                    updated_at=now,
                 )
             )
 
-    def processable(self, *, max_attempts: int, limit: int | None = None) -> builtins.list[Episode]:
-        """Pending episodes, and failed ones with attempts left, oldest first."""
-        retry = sa.and_(episodes.c.status == "failed", episodes.c.attempts < max_attempts)
+    def count_run(self, episode_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                episodes.update()
+                .where(episodes.c.id == episode_id)
+                .values(runs=episodes.c.runs + 1)
+            )
+
+    def reset(self, episode_id: str, now: datetime) -> None:
+        """An operator's retry: pending again, with every attempt back."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                episodes.update()
+                .where(episodes.c.id == episode_id)
+                .values(status="pending", attempts=0, retry_at=None, updated_at=now)
+            )
+
+    def processable(
+        self, *, max_attempts: int, now: datetime | None = None, limit: int | None = None
+    ) -> builtins.list[Episode]:
+        """Pending episodes, and failed ones whose retry is due (with attempts left),
+        oldest first. Without `now`, every scheduled retry counts as due."""
+        retry = sa.and_(
+            episodes.c.status == "failed",
+            episodes.c.attempts < max_attempts,
+            episodes.c.retry_at.is_not(None),
+        )
+        if now is not None:
+            retry = sa.and_(retry, episodes.c.retry_at <= now)
         query = _SELECT.where(sa.or_(episodes.c.status == "pending", retry)).order_by(
             episodes.c.published_at.asc().nulls_last(), episodes.c.discovered_at.asc()
         )

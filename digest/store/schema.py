@@ -80,6 +80,10 @@ episodes = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # When a failure that may pass (a network fault) is tried again; NULL: not scheduled.
+    sa.Column("retry_at", UTCDateTime),
+    # Runs that claimed the episode; part of a deployed run's idempotency key.
+    sa.Column("runs", sa.Integer, nullable=False, server_default="0"),
     sa.Column("discovered_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("feed_id", "item_key"),
@@ -213,4 +217,16 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("subscriber_id", "date"),
+)
+
+
+# One owner at a time for a piece of work ("episode:<id>", "send"), for as long as its
+# lease runs: workers on several machines share nothing but this database.
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )
