@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from bench import delivery, extraction, orchestration, polling, transcription
+from bench import delivery, extraction, orchestration, polling, transcription, workers
 from bench.common import TARGET_HEADERS, table
 
 STAGES = {
@@ -17,8 +17,9 @@ STAGES = {
     "extraction": extraction,
     "delivery": delivery,
     "orchestration": orchestration,
+    "workers": workers,
 }
-TARGETS = {name: module.targets for name, module in STAGES.items()}
+TARGETS = {name: module.targets for name, module in STAGES.items() if hasattr(module, "targets")}
 
 
 def write_docs(path: Path, results: dict[str, Any]) -> None:

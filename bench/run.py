@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("transcription", "polling", "extraction", "delivery", "orchestration")
+STAGES = ("transcription", "polling", "extraction", "delivery", "orchestration", "workers")
 
 
 def prepare() -> None:
@@ -54,7 +54,7 @@ def prepare() -> None:
 
 def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[str, Any], str]:
     """One stage's figures and its tables; sizes differ between quick and full runs."""
-    from bench import delivery, extraction, orchestration, polling, transcription
+    from bench import delivery, extraction, orchestration, polling, transcription, workers
 
     if name == "transcription":
         r = transcription.run(quick, repeats=3, long_episode=long or not quick, matrix=matrix)
@@ -68,6 +68,9 @@ def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[st
     if name == "delivery":
         r = delivery.run(2000 if quick else 10_000, repeats=3)
         return r, delivery.report(r)
+    if name == "workers":
+        r = workers.run(quick)
+        return r, workers.report(r)
     r = orchestration.run(repeats=3)
     return r, orchestration.report(r)
 
@@ -79,6 +82,7 @@ HEADLINES = {
     "extraction": ("token_ratio", "rerun_calls"),
     "delivery": ("messages_per_s",),
     "orchestration": ("overhead_share",),
+    "workers": ("episodes_per_hour_1", "episodes_per_hour_2", "median_latency_s"),
 }  # fmt: skip
 
 

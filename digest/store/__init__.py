@@ -7,6 +7,7 @@ write `store.feeds.add(url)` and never see SQL.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+RECONNECT_SECONDS = 30.0
+
+
+def _patient_connect(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connect to a server database, trying again for up to 30 s while it is restarting
+    ("the database system is shutting down", refused): a PostgreSQL restart under the
+    workers then costs a pause, not failed episodes. Stale pooled connections are
+    already replaced on checkout (`pool_pre_ping`)."""
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+
 class Store:
     """One database, migrated to the newest schema on open."""
 
@@ -85,7 +108,9 @@ class Store:
                 engine = sa.create_engine(url, connect_args={"timeout": 30})
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
                 return engine
-            return sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_pre_ping=True)
+            sa.event.listen(engine, "do_connect", _patient_connect)
+            return engine
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use database URL {redact(url)!r}: {exc}") from exc
 

@@ -19,8 +19,15 @@ def postgres_database(postgres: PostgresServer, name: str = "prefect") -> str:
     return postgres.create_database(name).replace("postgresql+psycopg", "postgresql+asyncpg")
 
 
+# Concurrency slots' leases on disk, not in the server's memory: a restarted server
+# still knows who holds a `whisper` slot (deploy/README.md).
+LEASES_ON_DISK = {
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"
+}
+
+
 class PrefectServer:
-    def __init__(self, home: Path, database_url: str) -> None:
+    def __init__(self, home: Path, database_url: str, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}/api"
@@ -32,8 +39,12 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOCAL_STORAGE_PATH": str(home / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+            **extra_env,
         }
-        self.log = (home / "server.log").open("wb")
+        self.log = (home / "server.log").open("ab")
+        self.start()
+
+    def start(self) -> None:
         prefect = Path(sys.executable).with_name("prefect")
         self.process = subprocess.Popen(
             [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -42,6 +53,16 @@ class PrefectServer:
             stderr=subprocess.STDOUT,
         )
         self._wait(90)
+
+    def restart(self) -> None:
+        """Stop (SIGTERM, as a service manager does) and start again on the same port."""
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.start()
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
