@@ -86,8 +86,9 @@ def _round(postgres: Any, server: Any, workers: int, count: int, words: int) -> 
             with store.engine.connect() as conn:
                 stored = dict(
                     conn.execute(
-                        sa.select(extractions.c.episode_id, sa.func.min(extractions.c.created_at))
-                        .group_by(extractions.c.episode_id)
+                        sa.select(
+                            extractions.c.episode_id, sa.func.min(extractions.c.created_at)
+                        ).group_by(extractions.c.episode_id)
                     ).all()
                 )
     finally:
