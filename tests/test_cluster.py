@@ -12,6 +12,7 @@ daily-digest runs started at the same moment.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -86,6 +87,13 @@ def test_two_workers_process_each_episode_once_heal_faults_and_send_once(
             f"<item><title>Part {n}</title><guid>part-{n}</guid><pubDate>{published}</pubDate>"
             f"<enclosure url='{http_server.url(f'/{n}.mp3')}' type='audio/mpeg'/></item>"
         )
+    # ... and one whose audio is missing (404): it fails for good, until an operator
+    # fixes the cause and runs `digest retry`.
+    items.append(
+        f"<item><title>Broken</title><guid>broken</guid><pubDate>{format_datetime(jobs.utcnow())}"
+        f"</pubDate><enclosure url='{http_server.url('/broken.mp3')}' type='audio/mpeg'/></item>"
+    )
+    http_server.routes["/broken.mp3"] = Route(b"no such file", status=404)
     http_server.routes["/feed.xml"] = Route(rss(items))
     database = pg_server.create_database("cluster_digest")
     config = tmp_path / "digest.toml"
@@ -111,8 +119,8 @@ def test_two_workers_process_each_episode_once_heal_faults_and_send_once(
     poll = cluster.start_run("poll-feeds/poll-feeds")
     assert cluster.wait_final(poll.id, 180).state.is_completed()
     episodes = {e.title: e for e in store.episodes.list()}
-    long_id = episodes["Part 0"].id
-    assert len(episodes) == SHORT + 1
+    long_id, broken_id = episodes["Part 0"].id, episodes["Broken"].id
+    assert len(episodes) == SHORT + 2
 
     # A worker killed in the middle of a transcription.
     def transcribing() -> str | None:
@@ -136,7 +144,7 @@ def test_two_workers_process_each_episode_once_heal_faults_and_send_once(
     # poll hands it to a worker again (its idempotency key carries the attempt).
     def short_done() -> bool:
         done = [e for e in store.episodes.list() if e.id != long_id and e.status == "extracted"]
-        failed = [e for e in store.episodes.list() if e.status == "failed"]
+        failed = [e for e in store.episodes.list(status="failed") if e.id != broken_id]
         if failed:  # a fault that may pass: a poll enqueues it again (retry_after 0)
             cluster.wait_final(cluster.start_run("poll-feeds/poll-feeds").id, 180)
         return len(done) == SHORT
@@ -162,6 +170,35 @@ def test_two_workers_process_each_episode_once_heal_faults_and_send_once(
     wait_for(lambda: store.episodes.get(long_id).status == "extracted", 300, "the long episode")
     assert cluster.wait_final(repoll.id, 120).state.is_completed()
     wait_for(lambda: _whisper_active(cluster) == 0, 120, "the whisper slot to come back")
+
+    # The broken episode failed for good: listed with its reason by the poll flow's
+    # artifact and `digest status`, healed by `digest retry` once the file is there.
+    broken = wait_for(
+        lambda: (e := store.episodes.get(broken_id)).status == "failed" and e, 120, "the 404"
+    )
+    assert broken.retry_at is None and "404" in (broken.error or "")
+    poll = cluster.start_run("poll-feeds/poll-feeds")  # its artifact lists what failed
+    assert cluster.wait_final(poll.id, 120).state.is_completed()
+    with cluster.client() as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.sorting import ArtifactSort
+
+        [latest] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["failed-episodes"])),
+            limit=1,
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    listed = {row["episode"]: row for row in json.loads(str(latest.data))}
+    assert listed[broken_id]["next retry"] == "never: fix the cause, then `digest retry`"
+    assert "404" in listed[broken_id]["error"]
+    status = json.loads(cluster.run(DIGEST, "status", "--json"))
+    assert [f["id"] for f in status["failed_episodes"]] == [broken_id]
+    http_server.routes["/broken.mp3"] = Route(
+        (tmp_path / "short-1.mp3").read_bytes(), content_type="audio/mpeg"
+    )
+    assert "Enqueued Broken" in cluster.run(DIGEST, "retry", broken_id)
+    wait_for(lambda: store.episodes.get(broken_id).status == "extracted", 120, "the retry")
+    del episodes["Broken"]
 
     # Exactly once: each short episode claimed by one run, downloaded once.
     for title, episode in episodes.items():

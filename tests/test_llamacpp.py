@@ -63,7 +63,7 @@ def smollm_path() -> Path:
 def llama_url() -> str:
     from digest.local_llm import local_base_url
 
-    return local_base_url(str(smollm_path()), threads=1, context=4096)
+    return local_base_url(str(smollm_path()), threads=2, context=4096)  # OMP waits passively
 
 
 def llama_config(make_config: Any, url: str, tmp_path: Path, **extraction: Any) -> Any:

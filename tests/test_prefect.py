@@ -260,61 +260,6 @@ def test_digest_serve_registers_schedules_and_runs_a_scheduled_run(
             serve.kill()
 
 
-def test_a_process_worker_on_a_work_pool_runs_a_deployment(
-    prefect_server: PrefectServer, tmp_path: Path
-) -> None:
-    """The cluster topology without Docker: PostgreSQL, the server, a process worker."""
-    config = sample_config(tmp_path)
-    assert digest_cli(prefect_server, config, "init", "--sample").returncode == 0
-    bootstrap = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "bootstrap.py"), "--config", str(config)],
-        env=prefect_server.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bootstrap.returncode == 0, bootstrap.stderr
-    assert "work pool cpu" in bootstrap.stdout
-    from prefect.flows import Flow
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: prefect_server.api}):
-        remote = Flow.from_source(source=str(ROOT), entrypoint="flows/pipeline.py:poll_feeds")
-        deployment_id = remote.deploy(
-            name="poll-feeds-worker",
-            work_pool_name="cpu",
-            parameters={"config_path": str(config), "enqueue": False},
-            print_next_steps=False,
-        )
-    with read_client(prefect_server) as client:
-        run = client.create_flow_run_from_deployment(deployment_id)
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("prefect")),
-                "worker",
-                "start",
-                "--pool",
-                "cpu",
-                "--run-once",
-            ],
-            env=prefect_server.env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "worker.log").open("wb"),
-        )
-        try:
-            final = wait_for(
-                lambda: (r := client.read_flow_run(run.id)).state.is_final() and r,
-                180,
-                "the worker's run",
-            )
-        finally:
-            worker.wait(60) if worker.poll() is None else None
-        assert final.state.is_completed(), (tmp_path / "worker.log").read_text()[-3000:]
-    with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
-        assert len(store.episodes.list()) == 3, "the worker's run polled the sample feed"
-
-
 class Webhook:
     """A webhook receiver on loopback: the notification block posts alerts here."""
 

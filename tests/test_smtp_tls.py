@@ -18,6 +18,7 @@ from digest import jobs
 from digest.cli import cli
 from digest.config import Config
 from digest.store import Store
+from tests.support.prefect_server import PrefectServer
 from tests.support.seed import seed_insights
 from tests.support.smtpserver import SmtpServer
 from tests.support.tls import ServerCert, make_cert
@@ -249,13 +250,14 @@ def test_smtp_check_prints_each_step_and_sends_a_test_message(
 
 @pytest.mark.slow
 def test_digest_send_and_digest_run_end_at_once_on_a_refused_login_and_deliver_once_fixed(
-    servers: list[SmtpServer], cert: ServerCert, tmp_path: Path
+    servers: list[SmtpServer], cert: ServerCert, tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
     server = serve(servers, tls="implicit", context=cert.server_context(), users={USER: PASSWORD})
     config = smtp_file(tmp_path, server, security="ssl", username=USER)
 
     def digest(password: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**_env(), "DIGEST_SMTP_PASSWORD": password, "SSL_CERT_FILE": str(cert.ca_file)}
+        env["PREFECT_API_URL"] = prefect_server.api  # the session's server, not a temporary one
         return subprocess.run(
             [sys.executable, "-m", "digest.cli", "--config", str(config), *args],
             env=env, capture_output=True, text=True, timeout=180,  # minutes would mean a retry sleep

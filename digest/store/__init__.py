@@ -63,23 +63,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 RECONNECT_SECONDS = 30.0
 
 
-def _patient_connect(
-    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
-) -> Any:
-    """Connect to a server database, trying again for up to 30 s while it is restarting
-    ("the database system is shutting down", refused): a PostgreSQL restart under the
-    workers then costs a pause, not failed episodes. Stale pooled connections are
+class _PatientConnect:
+    """Connect to a server database, trying again for up to 30 s while it restarts
+    ("the database system is shutting down", refused), once a first connection has
+    worked: a PostgreSQL restart under the workers then costs a pause, not failed
+    episodes, while a wrong URL still fails at once. Stale pooled connections are
     already replaced on checkout (`pool_pre_ping`)."""
-    deadline = time.monotonic() + RECONNECT_SECONDS
-    pause = 0.25
-    while True:
-        try:
-            return dialect.connect(*cargs, **cparams)
-        except dialect.loaded_dbapi.OperationalError:
-            if time.monotonic() + pause > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 4.0)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def __call__(
+        self, dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+    ) -> Any:
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        pause = 0.25
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                if not self.reached or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 4.0)
+                continue
+            self.reached = True
+            return connection
 
 
 class Store:
@@ -109,7 +118,7 @@ class Store:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
                 return engine
             engine = sa.create_engine(url, pool_pre_ping=True)
-            sa.event.listen(engine, "do_connect", _patient_connect)
+            sa.event.listen(engine, "do_connect", _PatientConnect())
             return engine
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use database URL {redact(url)!r}: {exc}") from exc
