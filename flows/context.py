@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
+import httpx
 from prefect.concurrency.sync import concurrency
 
 from digest.config import Config, load_config
+from digest.errors import ServiceUnavailable
 from digest.jobs import Processor
 from digest.store import Store
 
@@ -78,6 +82,11 @@ def deployed() -> bool:
     return bool(ctx and ctx.flow_run and ctx.flow_run.deployment_id)
 
 
+# How long a transcription waits for the server to grant its slot when the server is
+# not answering (a restart takes seconds) before the episode is left waiting.
+SLOT_PATIENCE_SECONDS = 120.0
+
+
 def whisper_slot() -> AbstractContextManager[None]:
     """A slot of the cluster-wide `whisper` limit for deployed runs (workers share the
     GPUs). A local `digest run` holds the state directory's run lock instead: a slot
@@ -85,7 +94,42 @@ def whisper_slot() -> AbstractContextManager[None]:
     server that could expire its lease dies with the run), wedging every later run."""
     if not deployed():
         return nullcontext()
-    return concurrency("whisper", occupy=1, strict=True, lease_duration=WHISPER_LEASE_SECONDS)
+    return _patient_slot()
+
+
+@contextmanager
+def _patient_slot() -> Iterator[None]:
+    """The slot, asked for again while the server does not answer (restarting); then
+    ServiceUnavailable, so the episode waits for the next poll without using an
+    attempt. A lease renewal that fails while the server restarts does not stop the
+    transcription: the lease is renewed once it is back, or lapses after a minute."""
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
+    deadline = time.monotonic() + SLOT_PATIENCE_SECONDS
+    pause = 1.0
+    with ExitStack() as stack:
+        while True:
+            try:
+                stack.enter_context(
+                    concurrency(
+                        "whisper",
+                        occupy=1,
+                        strict=True,
+                        lease_duration=WHISPER_LEASE_SECONDS,
+                        raise_on_lease_renewal_failure=False,
+                    )
+                )
+                break
+            except (ConcurrencySlotAcquisitionError, httpx.HTTPError) as exc:
+                if time.monotonic() + pause > deadline:
+                    raise ServiceUnavailable(
+                        f"the Prefect server did not grant a `whisper` slot for "
+                        f"{SLOT_PATIENCE_SECONDS:.0f} s ({exc}); the episode waits for the "
+                        "next poll"
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        yield
 
 
 def processor(config_path: str | None) -> Processor:

@@ -81,6 +81,17 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
         worker.wait()
 
+    def transcribing(self) -> list[str]:
+        """Workers with a Whisper process below them: it runs only inside a `whisper` slot."""
+        busy = []
+        for name, worker in self.workers.items():
+            for pid in descendants(worker.pid):
+                with contextlib.suppress(OSError):
+                    if b"digest.whisper_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        busy.append(name)
+                        break
+        return busy
+
     def stop(self) -> None:
         for worker in self.workers.values():
             try:
