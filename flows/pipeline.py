@@ -161,7 +161,7 @@ def start_processing(episode: Episode, config_path: str | None) -> None:
 def enqueue_retry(episode_id: str, config_path: str | None) -> str:
     """`digest retry` against a server: a new process-episode run, whatever ran before
     (an operator's retry is never deduplicated away). The flow run's name."""
-    run = run_deployment(
+    run: Any = run_deployment(  # a FlowRun here: called outside an event loop
         PROCESS_DEPLOYMENT,
         parameters={"episode_id": episode_id, "config_path": config_path},
         timeout=0,

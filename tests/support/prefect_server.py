@@ -56,13 +56,16 @@ class PrefectServer:
 
     def restart(self) -> None:
         """Stop (SIGTERM, as a service manager does) and start again on the same port."""
+        self._terminate()
+        self.start()
+
+    def _terminate(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.start()
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -78,9 +81,5 @@ class PrefectServer:
         raise RuntimeError(f"prefect server did not answer in {seconds:g} s")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self._terminate()
         self.log.close()
