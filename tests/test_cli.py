@@ -133,7 +133,7 @@ def test_local_feed_files_are_accepted_when_the_setting_allows(tmp_path: Path) -
     feed = tmp_path / "feed.xml"
     feed.write_bytes(fixture_bytes("feeds/atom.xml"))
     result = CliRunner().invoke(cli, ["--config", str(config), "feeds", "add", str(feed)])
-    assert result.exit_code == 0 and feed.resolve().as_uri() in result.output
+    assert result.exit_code == 0 and feed.resolve().as_uri() in result.output.replace("\n", "")
 
 
 def test_import_of_a_non_opml_file_is_refused(digest: Any) -> None:

@@ -72,7 +72,8 @@ def take_episode(
     on the episode. An episode another worker holds is left to it ("claimed")."""
     try:
         with leases.episode(episode.id):
-            return _take(episode, steps, fail)
+            # As it stands now: another worker may have finished it since it was listed.
+            return _take(leases.store.episodes.get(episode.id), steps, fail)
     except Claimed as exc:
         held = ProcessResult(episode.id, episode.title, "claimed", error=str(exc))
         return EpisodeOutcome(episode.id, episode.title, held)

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from digest import jobs
+from digest.cli.children import descendants
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.httpserver import LoopbackServer, Route
@@ -34,18 +35,23 @@ pytestmark = pytest.mark.slow
 SUBSCRIBERS = [f"reader{n}@example.org" for n in range(6)]
 
 
-def whisper_workers() -> list[int]:
+def whisper_workers(root: int) -> list[int]:
+    """Whisper worker processes below `root` (only this test's: others may run alongside)."""
     pids = []
-    for entry in Path("/proc").iterdir():
+    for pid in descendants(root):
         try:
-            if (
-                entry.name.isdigit()
-                and b"digest.whisper_worker" in (entry / "cmdline").read_bytes()
-            ):
-                pids.append(int(entry.name))
+            if b"digest.whisper_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
         except OSError:
             continue
     return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Runs:
@@ -53,6 +59,7 @@ class Runs:
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.config, self.env = config, env
+        self.process: subprocess.Popen[str] | None = None  # the run being watched
 
     def start(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -65,7 +72,7 @@ class Runs:
         )
 
     def kill_when(self, condition: Callable[[], bool], what: str) -> None:
-        process = self.start()
+        process = self.process = self.start()
         deadline = time.monotonic() + 120
         while not condition():
             if process.poll() is not None:
@@ -121,9 +128,16 @@ def test_killed_runs_resume_and_nothing_is_lost_or_doubled(
         route.trickle = 0.0
 
     # 2. Killed while Whisper runs (the worker process is up and working).
-    runs.kill_when(lambda: bool(whisper_workers()), "transcription")
+    seen: list[int] = []
+
+    def transcribing() -> bool:
+        assert runs.process is not None
+        seen[:] = whisper_workers(runs.process.pid)
+        return bool(seen)
+
+    runs.kill_when(transcribing, "transcription")
     time.sleep(0.5)
-    assert not whisper_workers(), "the worker died with its run"
+    assert not any(alive(pid) for pid in seen), "the worker died with its run"
     # A local run holds the state directory's lock, never a cluster `whisper` slot: a
     # slot held by a killed run stays taken (forever, in ephemeral mode) and wedges
     # every later run. This was a real hang before the fix.

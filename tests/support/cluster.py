@@ -1,7 +1,7 @@
 """The deployed topology's processes, started with the commands deploy/README.md gives:
 a Prefect server on PostgreSQL, `prefect deploy`, and process workers, each with its
 own DIGEST_WORKER_NAME and process group (a machine of its own). Used by
-tests/test_cluster.py and bench/workers.py."""
+tests/hardening/test_cluster.py and bench/workers.py."""
 
 from __future__ import annotations
 
