@@ -148,23 +148,19 @@ def start_processing(episode: Episode, config_path: str | None) -> None:
     waits in the queue, and a failed, crashed or waiting attempt is followed by the
     next. Run locally: process it right here as a subflow."""
     if deployed():
-        run_deployment(
-            PROCESS_DEPLOYMENT,
-            parameters={"episode_id": episode.id, "config_path": config_path},
-            timeout=0,
-            idempotency_key=f"episode-{episode.id}-attempt-{episode.runs + 1}",
-        )
+        enqueue(episode.id, config_path, f"episode-{episode.id}-attempt-{episode.runs + 1}")
     else:
         process_episode(episode.id, config_path)
 
 
-def enqueue_retry(episode_id: str, config_path: str | None) -> str:
-    """`digest retry` against a server: a new process-episode run, whatever ran before
-    (an operator's retry is never deduplicated away). The flow run's name."""
+def enqueue(episode_id: str, config_path: str | None, idempotency_key: str | None = None) -> str:
+    """A process-episode run on the server for a worker to pick up; without a key (an
+    operator's `digest retry`) it is never deduplicated away. The flow run's name."""
     run: Any = run_deployment(  # a FlowRun here: called outside an event loop
         PROCESS_DEPLOYMENT,
         parameters={"episode_id": episode_id, "config_path": config_path},
         timeout=0,
+        idempotency_key=idempotency_key,
     )
     return str(run.name)
 

@@ -73,6 +73,13 @@ def llama_config(make_config: Any, url: str, tmp_path: Path, **extraction: Any) 
     return make_config(extraction={**settings, **extraction})
 
 
+def extract_one(config: Any, script: str) -> tuple[Store, str, jobs.ExtractResult]:
+    """A fresh store with one transcribed episode of `script`, extracted once."""
+    store = Store(config.database_url)
+    [episode_id] = seed_transcripts(store, scripts=(script,))
+    return store, episode_id, jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
+
+
 def greedy_prompts(tmp_path: Path) -> Path:
     """The bundled insights prompt at temperature 0 (deterministic), and the copy prompt."""
     from digest.templating import templates_root
@@ -92,9 +99,7 @@ def test_the_openai_path_against_llama_cpp_grounds_what_it_keeps_and_counts_toke
     config = llama_config(
         make_config, llama_url, tmp_path, window_tokens=600, max_answer_tokens=400
     )
-    store = Store(config.database_url)
-    [episode_id] = seed_transcripts(store, scripts=("kimi-k2",))
-    result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
+    store, _, result = extract_one(config, "kimi-k2")
     assert result.outcome == "extracted", result.error  # the json_schema answer parsed
     index = TranscriptIndex(corpus_transcript("kimi-k2"))
     for insight in result.insights:  # whatever is kept is really in the transcript
@@ -116,9 +121,7 @@ def test_an_answer_cut_off_by_the_token_limit_is_never_parsed(
     llama_url: str, make_config: Any, tmp_path: Path
 ) -> None:
     config = llama_config(make_config, llama_url, tmp_path, max_answer_tokens=1)
-    store = Store(config.database_url)
-    [episode_id] = seed_transcripts(store, scripts=("mercury-2",))
-    result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
+    store, episode_id, result = extract_one(config, "mercury-2")
     assert result.outcome == "failed" and result.insights == []
     assert "cut off at 4 tokens" in (result.error or ""), "1, then 2, then 4 tokens: never parsed"
     assert store.insights.for_episode(episode_id) == []
@@ -130,9 +133,7 @@ def test_a_reply_slower_than_the_client_waits_leaves_the_episode_waiting(
     llama_url: str, make_config: Any, tmp_path: Path
 ) -> None:
     config = llama_config(make_config, llama_url, tmp_path, timeout_seconds=0.2)
-    store = Store(config.database_url)
-    [episode_id] = seed_transcripts(store, scripts=("qwen3-coder-flash",))
-    result = jobs.Extractor(store, config).extract(store.episodes.get(episode_id))
+    store, episode_id, result = extract_one(config, "qwen3-coder-flash")
     assert result.outcome == "waiting" and "unavailable" in (result.error or "")
     episode = store.episodes.get(episode_id)
     assert (episode.status, episode.attempts) == ("transcribed", 0), "not the episode's fault"

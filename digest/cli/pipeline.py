@@ -14,6 +14,7 @@ from digest.cli.base import App, check_date, cli, console, emit_json, esc, locke
 from digest.cli.progress import ProcessProgress
 from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
+from digest.models import Episode
 from digest.runlock import run_lock
 
 
@@ -84,15 +85,21 @@ def print_episodes(rows: list[Any]) -> None:
 @locked
 def process(app: App, episode_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
     """Transcribe pending episodes (publisher transcripts first), then extract insights."""
-    store, config = app.store, app.config
-    extractor = Extractor(store, config)
-    todo = jobs.work_list(store, config, extractor, episode_ids=episode_ids, limit=limit)
+    extractor = Extractor(app.store, app.config)
+    todo = jobs.work_list(app.store, app.config, extractor, episode_ids=episode_ids, limit=limit)
+    print_outcomes(process_here(app, extractor, todo, force=force))
+
+
+def process_here(
+    app: App, extractor: Extractor, episodes: list[Episode], *, force: bool = False
+) -> list[jobs.EpisodeOutcome]:
+    """Take each episode through the pipeline in this process, with progress bars."""
     outcomes = []
-    with Processor(store, config) as processor, ProcessProgress(console) as progress:
-        for episode in todo:
+    with Processor(app.store, app.config) as processor, ProcessProgress(console) as progress:
+        for episode in episodes:
             steps = jobs.LocalSteps(processor, extractor, force, progress.hooks(episode.title))
             outcomes.append(jobs.take_episode(episode, steps, processor.fail, processor.leases))
-    print_outcomes(outcomes)
+    return outcomes
 
 
 @cli.command()
@@ -120,23 +127,14 @@ def retry(app: App, episode_ids: tuple[str, ...], all_failed: bool) -> None:
 
     config_path = str(Path(app.config_path).resolve()) if app.config_path else None
     if deployed_server():
-        from flows.pipeline import enqueue_retry
+        from flows.pipeline import enqueue
 
         for episode in episodes:
-            run = enqueue_retry(episode.id, config_path)
+            run = enqueue(episode.id, config_path)  # no key: never deduplicated away
             console.print(f"Enqueued {esc(episode.title)} ({episode.id[:8]}) as run {run}.")
         return
-    with run_lock(app.config.state_dir, "retry"):
-        extractor = Extractor(store, app.config)
-        outcomes = []
-        with Processor(store, app.config) as processor:
-            for episode in episodes:
-                steps = jobs.LocalSteps(processor, extractor)
-                outcomes.append(
-                    jobs.take_episode(
-                        store.episodes.get(episode.id), steps, processor.fail, processor.leases
-                    )
-                )
+    with run_lock(app.config.state_dir, "retry"):  # take_episode reads each one afresh
+        outcomes = process_here(app, Extractor(store, app.config), episodes)
     print_outcomes(outcomes)
 
 
