@@ -182,6 +182,14 @@ class WebSettings:
     )
     host: str = setting("127.0.0.1", "address `digest web` listens on")
     port: int = setting(8025, "port `digest web` listens on")
+    confirm_hours: int = setting(48, "a sign-up's confirmation link works this long")
+    confirmations_per_address: int = setting(
+        3, "confirmation emails one address can be sent in 24 hours"
+    )
+    signups_per_client: int = setting(20, "sign-ups one client IP can make in an hour")
+    forwarded_allow_ips: str = setting(
+        "", "proxies whose X-Forwarded-For names the client (comma list, e.g. 127.0.0.1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -190,9 +198,14 @@ class Secrets:
 
     openai_api_key: str = field(default="", repr=False)
     smtp_password: str = field(default="", repr=False)
+    web_secret: str = field(default="", repr=False)  # empty: <state_dir>/web-secret
 
 
-SECRET_ENV = {"openai_api_key": "OPENAI_API_KEY", "smtp_password": "DIGEST_SMTP_PASSWORD"}
+SECRET_ENV = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "smtp_password": "DIGEST_SMTP_PASSWORD",
+    "web_secret": "DIGEST_WEB_SECRET",
+}
 
 SECTIONS: dict[str, type] = {
     "storage": StorageSettings,

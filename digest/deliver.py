@@ -199,3 +199,18 @@ class OutboxTransport:
 
     def close(self) -> None:
         pass
+
+
+def notice(sender: str, to: str, subject: str, text: str, message_id: str) -> Outgoing:
+    """A one-off transactional message (a sign-up confirmation): plain text, no list
+    headers, since it is not part of the digest list the reader may not have joined."""
+    message = EmailMessage(policy=POLICY)
+    message["From"] = sender
+    local, _, domain = normalise_email(to).rpartition("@")
+    message["To"] = Address(username=local, domain=domain)
+    message["Subject"] = subject
+    message["Date"] = date_header()
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, cte="quoted-printable")
+    return serialise(message)

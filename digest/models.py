@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 EpisodeStatus = Literal["pending", "skipped", "failed", "transcribed", "extracted"]
-SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+SubscriberStatus = Literal["pending", "active", "paused", "bounced", "unsubscribed"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,21 @@ class Subscriber:
     status: SubscriberStatus
     unsubscribe_token: str
     created_at: datetime
+    shows: tuple[int, ...] | None = None  # feed ids; None: every show, including new ones
+
+    @property
+    def selection(self) -> str:
+        """The key of the digest edition this subscriber reads (see `selection_key`)."""
+        return selection_key(self.shows)
+
+
+def selection_key(shows: tuple[int, ...] | None) -> str:
+    """ "all", or the sorted feed ids: readers with the same shows share one edition."""
+    return "all" if not shows else ",".join(str(i) for i in sorted(set(shows)))
+
+
+def selection_feeds(key: str) -> tuple[int, ...] | None:
+    return None if key == "all" else tuple(int(i) for i in key.split(","))
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,9 @@ def environment() -> Environment:
     return env
 
 
-def _context(date: str, items: Sequence[DigestItem], archive_url: str) -> dict[str, Any]:
+def _context(
+    date: str, items: Sequence[DigestItem], archive_url: str, feed_url: str
+) -> dict[str, Any]:
     return {
         "date": Date.fromisoformat(date).strftime("%A, %d %B %Y"),
         "header": HEADER.format(n=len(items) if items else 5),
@@ -116,6 +118,7 @@ def _context(date: str, items: Sequence[DigestItem], archive_url: str) -> dict[s
         "unsubscribe_url": UNSUBSCRIBE,
         "manage_url": MANAGE,
         "archive_url": archive_url,
+        "feed_url": feed_url,
         "items": [
             {
                 "number": n,
@@ -134,10 +137,12 @@ def _context(date: str, items: Sequence[DigestItem], archive_url: str) -> dict[s
     }
 
 
-def render_email(date: str, items: Sequence[DigestItem], archive_url: str = "") -> EmailContent:
+def render_email(
+    date: str, items: Sequence[DigestItem], archive_url: str = "", feed_url: str = ""
+) -> EmailContent:
     """Subject, text and HTML (CSS inlined) for a date, with personal-link placeholders."""
     env = environment()
-    context = _context(date, items, archive_url)
+    context = _context(date, items, archive_url, feed_url)
     html = _INLINER.inline(env.get_template("digest.html.j2").render(**context))
     text = env.get_template("digest.txt.j2").render(**context)
     return EmailContent(date, context["subject"], text, html)

@@ -9,7 +9,8 @@ need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
-command -v chromium >/dev/null || need+=(chromium)  # the email layout check
+command -v chromium >/dev/null || need+=(chromium)  # the email layout check, the sign-up story
+command -v chromedriver >/dev/null || need+=(chromium-driver)  # Selenium drives chromium
 bash scripts/system-packages.sh "${need[@]}"
 
 bash scripts/venv.sh dev,openai-whisper,local

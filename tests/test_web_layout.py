@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +17,9 @@ from digest.jobs.clock import utcnow
 from digest.jobs.send import items_for, send_digests
 from digest.render import render_email
 from digest.store import Store
-from digest.web import WebApp, make_server
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.seed import seed_insights
+from tests.support.web import serve_web
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -32,13 +31,8 @@ def site(store: Store, make_config: Any) -> Iterator[tuple[Store, Any, str]]:
     store.subscribers.add("alice@example.org", utcnow())
     store.subscribers.add("bob@example.org", utcnow())
     send_digests(store, config, now=NOW)
-    server = make_server(WebApp(store, config), "127.0.0.1", 0)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield store, config, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_web(store, config) as base:
+        yield store, config, base
 
 
 def test_one_click_unsubscribe_needs_a_post_and_touches_only_its_owner(site: Any) -> None:

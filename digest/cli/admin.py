@@ -34,6 +34,7 @@ def status(app: App, as_json: bool) -> None:
         {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
         for f in failing
     ]
+    summary["pending_signups"] = summary["subscribers"].get("pending", 0)
     failed = jobs.failures(app.store, app.config)
     summary["failed_episodes"] = [
         {
@@ -63,6 +64,8 @@ def status(app: App, as_json: bool) -> None:
         )
     subs_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["subscribers"].items())) or "none"
     console.print(f"Subscribers: {subs_line}")
+    if summary["pending_signups"]:
+        console.print(f"  {summary['pending_signups']} sign-up(s) waiting for confirmation")
     for day in summary["llm_usage"]:
         cost = "unknown cost" if day["cost_usd"] is None else f"~${day['cost_usd']:.4f}"
         console.print(
@@ -76,20 +79,24 @@ def status(app: App, as_json: bool) -> None:
 @click.option("--port", type=int, help="Port (default: [web] port).")
 @click.pass_obj
 def web(app: App, host: str | None, port: int | None) -> None:
-    """Serve one-click unsubscribe, subscription pages and the public archive."""
-    from digest.web import WebApp, make_server
+    """Serve sign-up, subscription pages, one-click unsubscribe and the public archive."""
+    import uvicorn
 
-    server = make_server(
-        WebApp(app.store, app.config), host or app.config.web.host, port or app.config.web.port
+    from digest.web import create_app
+
+    settings = app.config.web
+    host, port = host or settings.host, port or settings.port
+    console.print(f"Serving on http://{host}:{port} (Ctrl-C stops)")
+    uvicorn.run(
+        create_app(app.store, app.config),
+        host=host,
+        port=port,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        access_log=False,  # request paths carry subscribers' tokens
+        log_level="warning",
+        server_header=False,
     )
-    address, bound = str(server.server_address[0]), int(server.server_address[1])
-    console.print(f"Serving on http://{address}:{bound} (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
 
 
 # ---------------------------------------------------------------- models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.table import Table
@@ -16,6 +17,7 @@ from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
 from digest.models import Episode
 from digest.runlock import run_lock
+from digest.subscribers import normalise_email
 
 
 # ---------------------------------------------------------------- pipeline
@@ -200,20 +202,35 @@ def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
 
 
 @cli.command()
-@click.option("--date", "day", metavar="YYYY-MM-DD", help="Digest date (default: today, UTC).")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Digest date (default: today).")
+@click.option(
+    "--subscriber",
+    "email",
+    metavar="EMAIL",
+    help="That reader's edition (their shows; today in their time zone).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text")
 @click.pass_obj
-def preview(app: App, day: str | None, fmt: str) -> None:
-    """Show what the digest sent, or would send, for a date."""
-    day = check_date(day) if day else jobs.utcnow().date().isoformat()
-    items = jobs.digest_items(app.store, app.config, day)
+def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
+    """Show what the digest sent, or would send, for a date (and a reader)."""
+    now = jobs.utcnow()
+    selection = "all"
+    if email:
+        reader = app.store.subscribers.get(normalise_email(email))
+        selection = reader.selection
+        zone = ZoneInfo(reader.timezone or app.config.digest.timezone)
+        day = day or now.astimezone(zone).date().isoformat()
+    day = check_date(day) if day else now.date().isoformat()
+    items = jobs.digest_items(app.store, app.config, day, now, selection)
     if fmt == "json":
         return emit_json(render.to_json(day, items))
     if not items:
-        console.print(f"No insights for {day} yet: run `digest run` (or `digest process`).")
+        shows = " in their shows" if selection != "all" else ""
+        console.print(f"No insights{shows} for {day} yet: run `digest run` (or `digest process`).")
         return None
+    base = app.config.web.base_url.rstrip("/")
     content = render.render_email(
-        day, items, archive_url=f"{app.config.web.base_url}/archive/{day}"
+        day, items, archive_url=f"{base}/archive/{day}", feed_url=f"{base}/archive/feed.xml"
     )
     text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
     click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)

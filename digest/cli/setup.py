@@ -10,7 +10,7 @@ from rich.table import Table
 from digest import jobs
 from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, when
 from digest.errors import InvalidInput, NotFound
-from digest.models import to_json
+from digest.models import Subscriber, to_json
 from digest.opml import parse_opml, render_opml
 from digest.sample import install_sample
 from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
@@ -156,15 +156,30 @@ def subscribers() -> None:
 @click.argument("email")
 @click.option("--timezone", "tz", help="IANA timezone, e.g. Europe/Berlin (default: [digest]).")
 @click.option("--send-time", help="Local send time HH:MM (default: [digest] send_time).")
+@click.option(
+    "--show",
+    "shows",
+    multiple=True,
+    metavar="URL",
+    help="Only this show's insights (a feed URL from `digest feeds list`; repeat for more). "
+    "Default: every show, including ones added later.",
+)
 @click.pass_obj
-def subscribers_add(app: App, email: str, tz: str | None, send_time: str | None) -> None:
-    """Add a subscriber (syntax is checked; nothing is sent)."""
+def subscribers_add(
+    app: App, email: str, tz: str | None, send_time: str | None, shows: tuple[str, ...]
+) -> None:
+    """Add an active subscriber (syntax is checked; nothing is sent, no confirmation)."""
     address = normalise_email(email)
+    try:
+        feed_ids = jobs.shows_from_urls(shows, app.store.feeds.list())
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc}; see `digest feeds list`") from exc
     sub = app.store.subscribers.add(
         address,
         jobs.utcnow(),
         timezone=check_subscriber_timezone(tz) if tz else None,
         send_time=check_send_time(send_time) if send_time else None,
+        shows=feed_ids,
     )
     console.print(f"Subscribed {sub.email}")
 
@@ -173,20 +188,32 @@ def subscribers_add(app: App, email: str, tz: str | None, send_time: str | None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def subscribers_list(app: App, as_json: bool) -> None:
-    """List subscribers."""
+    """List subscribers: status (pending, active, paused, bounced, unsubscribed) and shows."""
     rows = app.store.subscribers.list()
+    urls = {f.id: f.url for f in app.store.feeds.list()}
+
+    def shows(s: Subscriber) -> list[str]:  # feed URLs; empty: every show
+        return [urls[i] for i in s.shows or () if i in urls]
+
     if as_json:
         return emit_json(
-            [{k: v for k, v in to_json(s).items() if k != "unsubscribe_token"} for s in rows]
+            [
+                {
+                    **{k: v for k, v in to_json(s).items() if k != "unsubscribe_token"},
+                    "shows": shows(s),
+                }
+                for s in rows
+            ]
         )
     cfg = app.config.digest
-    table = Table("Email", "Timezone", "Send time", "Status", "Since")
+    table = Table("Email", "Timezone", "Send time", "Status", "Shows", "Since")
     for s in rows:
         table.add_row(
             esc(s.email),
             s.timezone or cfg.timezone,
             s.send_time or cfg.send_time,
             s.status,
+            esc("\n".join(shows(s))) or "all",
             when(s.created_at),
         )
     console.print(table)

@@ -18,6 +18,7 @@ from digest.jobs.poll import feed_client, fetch, newly_unhealthy, poll_feeds, re
 from digest.jobs.preview import cost_usd, digest_items
 from digest.jobs.process import Hooks, Processor, ProcessResult
 from digest.jobs.send import DeliveryIncomplete, SendReport, SendResult, send_digests
+from digest.jobs.signup import shows_from_urls
 
 __all__ = [
     "DeliveryIncomplete",
@@ -41,6 +42,7 @@ __all__ = [
     "poll_feeds",
     "record",
     "send_digests",
+    "shows_from_urls",
     "take_episode",
     "utcnow",
     "work_list",

@@ -1,4 +1,8 @@
-"""What a day's digest holds: the insights it sent, or the ones it would send now."""
+"""What a day's digest holds: the insights an edition sent, or the ones it would send now.
+
+An edition is a (date, selection): readers who follow the same shows read the same
+edition, so it is selected, frozen and rendered once however many read it.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,42 @@ from datetime import datetime, timedelta
 
 from digest.config import Config
 from digest.jobs.clock import utcnow
-from digest.models import DigestItem
+from digest.models import DigestItem, selection_feeds
 from digest.select import select_top
 from digest.store import Store
 
+ALL = "all"
 
-def frozen_items(store: Store, date: str) -> list[DigestItem] | None:
-    """A date's frozen digest in the order its email showed it; None if it has none."""
-    frozen = store.digests.get(date)
-    if frozen is None:
-        return None
-    by_id = {i.insight.id: i for i in store.insights.for_date(date)}
-    return [by_id[i] for i in frozen.insight_ids if i in by_id]
+
+def frozen_items(store: Store, date: str, selection: str = ALL) -> list[DigestItem] | None:
+    """An edition's frozen insights in the order its email showed them; None if unfrozen."""
+    frozen = store.digests.get(date, selection)
+    return None if frozen is None else store.insights.by_ids(frozen.insight_ids)
 
 
 def digest_items(
-    store: Store, config: Config, date: str, now: datetime | None = None
+    store: Store,
+    config: Config,
+    date: str,
+    now: datetime | None = None,
+    selection: str = ALL,
 ) -> list[DigestItem]:
-    """The date's frozen digest if it has one, else what would be selected now."""
-    frozen = frozen_items(store, date)
-    return frozen if frozen is not None else selection(store, config, now or utcnow())
+    """The edition's frozen insights if it has them, else what would be selected now."""
+    frozen = frozen_items(store, date, selection)
+    if frozen is not None:
+        return frozen
+    return top_items(store, config, now or utcnow(), selection, date)
 
 
-def selection(store: Store, config: Config, now: datetime) -> list[DigestItem]:
-    """The top insights among current candidates, as the next digest would take them."""
+def top_items(
+    store: Store, config: Config, now: datetime, selection: str = ALL, date: str | None = None
+) -> list[DigestItem]:
+    """The top insights of the selection's shows that its readers have not had yet."""
     since = now - timedelta(hours=config.digest.lookback_hours)
+    used = store.digests.used(selection, since, before=date or "9999-12-31")
+    candidates = store.insights.candidates(since, selection_feeds(selection))
     return select_top(
-        store.insights.candidates(since),
+        [c for c in candidates if c.insight.id not in used],
         count=config.digest.insights,
         max_per_episode=config.digest.max_per_episode,
         similarity=config.digest.similarity_threshold,

@@ -1,7 +1,9 @@
 """Sending: each subscriber gets their local date's digest once, at their local hour.
 
-A date's digest is frozen the first time anyone needs it (its insights are then
-never selected again). The ledger row for (subscriber, date) is written before the
+Readers who follow the same shows read one edition per date: it is frozen the first
+time anyone needs it (its insights are then never selected for that selection again)
+and rendered once for all of them. The all-shows edition is frozen every day anything
+is sent: it is the public archive's. The ledger row for (subscriber, date) is written before the
 hand-over ("sending", with the Message-ID) and after it ("sent"), so a crash or a
 dropped connection half-way through a batch is followed by a run that sends only
 what is missing; a message whose acceptance was never recorded is sent again with
@@ -23,7 +25,7 @@ from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
 from digest.errors import DigestError
 from digest.jobs.clock import utcnow
 from digest.jobs.leases import Claimed, Leases
-from digest.jobs.preview import frozen_items, selection
+from digest.jobs.preview import ALL, frozen_items, top_items
 from digest.models import DigestItem, Subscriber
 from digest.render import render_email, subject_for
 from digest.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
@@ -97,15 +99,25 @@ def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | Non
 
 
 def items_for(
-    store: Store, config: Config, date: str, now: datetime, *, freeze: bool
+    store: Store,
+    config: Config,
+    date: str,
+    now: datetime,
+    *,
+    freeze: bool,
+    selection: str = ALL,
 ) -> list[DigestItem]:
-    """The date's insights in the order the email shows them; freezing them if asked."""
-    frozen = frozen_items(store, date)
+    """An edition's insights in the order the email shows them; freezing them if asked."""
+    frozen = frozen_items(store, date, selection)
     if frozen is not None:
         return frozen
-    items = selection(store, config, now)
+    items = top_items(store, config, now, selection, date)
     if items and freeze:
-        store.digests.freeze(date, subject_for(date, items), [i.insight.id for i in items], now)
+        subject = subject_for(date, items)
+        ids = [i.insight.id for i in items]
+        frozen_ids = store.digests.freeze(date, subject, ids, now, selection).insight_ids
+        if list(frozen_ids) != ids:  # another run froze it first: send what it froze
+            return store.insights.by_ids(frozen_ids)
     return items
 
 
@@ -190,15 +202,40 @@ def _send_day(
     dry_run: bool,
     report: SendReport,
 ) -> None:
-    day, subscribers = batch.day, batch.subscribers
-    items = items_for(store, config, day, now, freeze=not dry_run)
-    if not items:
-        report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
-        return
-    content = render_email(
-        day, items, archive_url=f"{config.web.base_url.rstrip('/')}/archive/{day}"
-    )
-    composer = Composer(content, config.web.base_url, config.digest.sender)
+    day = batch.day
+    if not dry_run:  # the public archive's edition, whoever reads it
+        items_for(store, config, day, now, freeze=True)
+    groups: dict[str, list[Subscriber]] = {}
+    for subscriber in batch.subscribers:
+        groups.setdefault(subscriber.selection, []).append(subscriber)
+    for n, (selection, subscribers) in enumerate(sorted(groups.items())):
+        items = items_for(store, config, day, now, freeze=not dry_run, selection=selection)
+        if not items:  # nothing new in these shows: no email today
+            report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
+            continue
+        base = config.web.base_url.rstrip("/")
+        content = render_email(
+            day, items, archive_url=f"{base}/archive/{day}", feed_url=f"{base}/archive/feed.xml"
+        )
+        composer = Composer(content, config.web.base_url, config.digest.sender)
+        _send_edition(store, config, batch, subscribers, composer, transport, dry_run, report)
+        if report.stopped:  # the server is out of reach: the other editions wait too
+            rest = [s for _, group in sorted(groups.items())[n + 1 :] for s in group]
+            report.not_attempted(day, rest)
+            return
+
+
+def _send_edition(
+    store: Store,
+    config: Config,
+    batch: Batch,
+    subscribers: list[Subscriber],
+    composer: Composer,
+    transport: Transport,
+    dry_run: bool,
+    report: SendReport,
+) -> None:
+    day = batch.day
     for n, subscriber in enumerate(subscribers):
         earlier = batch.ledger.get(subscriber.id)
         message_id = earlier.message_id if earlier else new_message_id(config.digest.sender)

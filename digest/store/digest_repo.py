@@ -1,4 +1,5 @@
-"""Frozen digests (what a date's email holds) and the delivery ledger (who got it)."""
+"""Frozen digests (what a date's email holds, one edition per show selection) and the
+delivery ledger (who got it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.store.schema import deliveries, digests, insights
+from digest.store.schema import deliveries, digests
 
 _MARK_UPDATE = (
     deliveries.update()
@@ -41,6 +42,7 @@ _MARK_INSERT = deliveries.insert().values(
 @dataclass(frozen=True)
 class FrozenDigest:
     date: str
+    selection: str
     subject: str
     insight_ids: tuple[str, ...]
     created_at: datetime
@@ -56,6 +58,12 @@ class Delivery:
     attempts: int
 
 
+def _frozen(row: Any) -> FrozenDigest:
+    return FrozenDigest(
+        row.date, row.selection, row.subject, tuple(json.loads(row.insight_ids)), row.created_at
+    )
+
+
 def _delivery(row: Any) -> Delivery:
     return Delivery(
         row.subscriber_id, row.date, row.status, row.message_id, row.error, row.attempts
@@ -66,44 +74,70 @@ class DigestRepo:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def get(self, date: str) -> FrozenDigest | None:
+    def get(self, date: str, selection: str = "all") -> FrozenDigest | None:
+        query = sa.select(digests).where(digests.c.date == date, digests.c.selection == selection)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(digests).where(digests.c.date == date)).first()
-        if row is None:
-            return None
-        return FrozenDigest(
-            row.date, row.subject, tuple(json.loads(row.insight_ids)), row.created_at
-        )
+            row = conn.execute(query).first()
+        return _frozen(row) if row else None
 
     def freeze(
-        self, date: str, subject: str, insight_ids: Sequence[str], now: datetime
+        self,
+        date: str,
+        subject: str,
+        insight_ids: Sequence[str],
+        now: datetime,
+        selection: str = "all",
     ) -> FrozenDigest:
-        """Store the date's digest and mark its insights used, in one transaction; first wins."""
+        """Store the edition's insights; the first to freeze a (date, selection) wins."""
         with self.engine.begin() as conn:
-            if (
-                conn.execute(sa.select(digests.c.date).where(digests.c.date == date)).first()
-                is None
-            ):
+            exists = sa.select(digests.c.date).where(
+                digests.c.date == date, digests.c.selection == selection
+            )
+            if conn.execute(exists).first() is None:
                 conn.execute(
                     digests.insert().values(
                         date=date,
+                        selection=selection,
                         subject=subject,
                         insight_ids=json.dumps(list(insight_ids)),
                         created_at=now,
                     )
                 )
-                conn.execute(
-                    insights.update().where(insights.c.id.in_(insight_ids)).values(digest_date=date)
-                )
-        frozen = self.get(date)
+        frozen = self.get(date, selection)
         assert frozen is not None
         return frozen
 
-    def dates(self) -> builtins.list[str]:
+    def used(self, selection: str, since: datetime, *, before: str) -> set[str]:
+        """Insights this selection's readers already got in editions frozen since
+        `since` for dates before `before`: never selected for them again."""
+        query = sa.select(digests.c.insight_ids).where(
+            digests.c.selection == selection,
+            digests.c.created_at >= since,
+            digests.c.date < before,
+        )
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(sa.select(digests.c.date).order_by(digests.c.date.desc())).scalars()
-            )
+            return {i for ids in conn.execute(query).scalars() for i in json.loads(ids)}
+
+    def dates(self) -> builtins.list[str]:
+        """Dates of the all-shows edition, newest first: the public archive."""
+        query = (
+            sa.select(digests.c.date)
+            .where(digests.c.selection == "all")
+            .order_by(digests.c.date.desc())
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def editions(self, limit: int) -> builtins.list[FrozenDigest]:
+        """The newest all-shows editions, newest first (the archive's feed)."""
+        query = (
+            sa.select(digests)
+            .where(digests.c.selection == "all")
+            .order_by(digests.c.date.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_frozen(r) for r in conn.execute(query)]
 
     def deliveries(self, date: str) -> builtins.list[Delivery]:
         with self.engine.connect() as conn:

@@ -168,20 +168,24 @@ class InsightRepo:
         with self.engine.connect() as conn:
             return [_insight(r) for r in conn.execute(query)]
 
-    def candidates(self, since: datetime) -> builtins.list[DigestItem]:
-        """Insights never sent, from current extractions made since `since`."""
+    def candidates(
+        self, since: datetime, feeds: tuple[int, ...] | None = None
+    ) -> builtins.list[DigestItem]:
+        """Insights of current extractions made since `since`, of these feeds (None: all)."""
         recent = sa.select(extractions.c.id).where(
             extractions.c.id.in_(self._latest()), extractions.c.created_at >= since
         )
-        query = _ITEMS.where(insights.c.extraction_id.in_(recent), insights.c.digest_date.is_(None))
+        query = _ITEMS.where(insights.c.extraction_id.in_(recent))
+        if feeds is not None:
+            query = query.where(episodes.c.feed_id.in_(feeds))
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(query)]
 
-    def for_date(self, date: str) -> builtins.list[DigestItem]:
-        """The insights a digest used, in the order it showed them."""
-        query = _ITEMS.where(insights.c.digest_date == date)
+    def by_ids(self, ids: Sequence[str]) -> builtins.list[DigestItem]:
+        """These insights, in the order given (a frozen digest's order); gone ones left out."""
         with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query)]
+            found = {r.id: _item(r) for r in conn.execute(_ITEMS.where(insights.c.id.in_(ids)))}
+        return [found[i] for i in ids if i in found]
 
     def usage_by_day(self, since: datetime) -> builtins.list[dict[str, Any]]:
         day = sa.func.substr(sa.cast(llm_calls.c.created_at, sa.String), 1, 10)

@@ -100,6 +100,25 @@ subscribers = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("unsubscribe_token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("shows", sa.Text),  # JSON list of feed ids; NULL: every show, new ones too
+)
+
+# A sign-up waiting for its confirmation link to be opened; also the rate limits' memory
+# (per address: mails sent in a day; per client: sign-ups in an hour).
+signups = sa.Table(
+    "signups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False, index=True),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("shows", sa.Text),  # what the form asked for, applied on confirmation
+    sa.Column("timezone", sa.Text),
+    sa.Column("send_time", sa.String(5)),
+    sa.Column("client", sa.String(64), nullable=False, index=True),  # keyed hash of the IP
+    sa.Column("mailed", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
 )
 
 transcripts = sa.Table(
@@ -171,8 +190,6 @@ insights = sa.Table(
     sa.Column("prompt_version", sa.String(32), nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("digest_date", sa.String(10)),  # YYYY-MM-DD of the digest that used it
-    sa.Index(None, "digest_date"),
 )
 
 llm_calls = sa.Table(
@@ -193,6 +210,8 @@ digests = sa.Table(
     "digests",
     metadata,
     sa.Column("date", sa.String(10), primary_key=True),  # YYYY-MM-DD, the readers' local date
+    # "all", or the sorted feed ids of the readers' shows: one edition per selection.
+    sa.Column("selection", sa.String(200), primary_key=True, server_default="all"),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("insight_ids", sa.Text, nullable=False),  # JSON list, in the order shown
     sa.Column("created_at", UTCDateTime, nullable=False),

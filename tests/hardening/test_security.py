@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -19,9 +18,9 @@ from digest.config import config_from_dict
 from digest.jobs.insights import Extractor
 from digest.jobs.send import send_digests
 from digest.store import Store, redact
-from digest.web import WebApp, make_server
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.seed import seed_insights, seed_transcripts
+from tests.support.web import serve_web
 
 ROOT = Path(__file__).parent.parent.parent
 CANARY_KEY = "sk-canary-0123456789abcdef"
@@ -67,13 +66,8 @@ def site(make_config: Any) -> Iterator[tuple[Store, str]]:
     for address in ("alice@example.org", "bob@example.org"):
         store.subscribers.add(address, jobs.utcnow())
     send_digests(store, config)
-    server = make_server(WebApp(store, config), "127.0.0.1", 0)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield store, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_web(store, config) as base:
+        yield store, base
 
 
 def test_unsubscribe_tokens_are_unguessable_and_only_work_for_their_owner(site: Any) -> None:
