@@ -63,11 +63,11 @@ def sign_up(
 ) -> SignupResult:
     """Record a valid request and email its confirmation link, within the limits."""
     limits = config.web
-    store.subscribers.forget_signups(now - KEEP_SIGNUPS)
     if store.subscribers.signups_since(client, now - timedelta(hours=1)) >= (
         limits.signups_per_client
     ):
-        return SignupResult("limited-client")
+        return SignupResult("limited-client")  # read only: a flood costs no writes
+    store.subscribers.forget_signups(now - KEEP_SIGNUPS)
     expires = now + timedelta(hours=limits.confirm_hours)
     if store.subscribers.mails_since(email, now - timedelta(days=1)) >= (
         limits.confirmations_per_address

@@ -423,7 +423,8 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"0" if scope["method"] == "GET" else b"")
+        needs_length = scope["method"] in ("POST", "PUT", "PATCH")
+        length = headers.get(b"content-length", b"" if needs_length else b"0")
         if not length.isdigit() or int(length) > MAX_BODY:
             reply = Response("Request too large, or without a length\n", 413)
             return await reply(scope, receive, self._secured(send))
