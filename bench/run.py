@@ -80,7 +80,7 @@ HEADLINES = {
                       "audio_s_per_cpu_s"),
     "polling": ("repoll_speedup",),
     "extraction": ("token_ratio", "rerun_calls"),
-    "delivery": ("messages_per_s",),
+    "delivery": ("messages_per_s", "selections_messages_per_s"),
     "orchestration": ("overhead_share",),
     "workers": ("episodes_per_hour_1", "episodes_per_hour_2", "median_latency_s"),
 }  # fmt: skip

@@ -37,10 +37,11 @@ def test_extraction_benchmark_reruns_without_calls() -> None:
 
 def test_delivery_benchmark_loses_and_doubles_nothing_across_a_drop() -> None:
     r = delivery.run(60, repeats=1)
-    for scenario in (r["clean"], r["drop"]):
+    for scenario in (r["clean"], r["drop"], r["per_selection"]):
         assert scenario["recipients"] == scenario["messages"] == 60
         assert scenario["doubled"] == 0 and scenario["message_ids"] == 60
     assert r["clean"]["connections"] == 1 and r["drop"]["connections"] == 2
+    assert r["per_selection"]["editions"] == delivery.SELECTIONS + 1, "one per selection + all"
 
 
 @pytest.mark.slow

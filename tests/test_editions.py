@@ -166,3 +166,24 @@ def test_cli_shows_each_readers_choices(two_shows: Any, tmp_path: Any, db_url: s
     status = json.loads(run("status", "--json").output)
     assert status["pending_signups"] == 1
     assert "1 sign-up(s) waiting for confirmation" in run("status").output
+
+
+def test_unconfirmed_sign_ups_are_forgotten_after_a_week(store: Store) -> None:
+    from digest.store.subscriber_repo import Preferences
+
+    week_ago = NOW - timedelta(days=8)
+    for address in ("old@example.org", "again@example.org"):
+        store.subscribers.pending(address, Preferences(), week_ago)
+        store.subscribers.record_signup(
+            address, Preferences(), client="c", mailed=True, now=week_ago, expires_at=week_ago
+        )
+    store.subscribers.record_signup(  # signed up again yesterday: still waiting
+        "again@example.org", Preferences(), client="c", mailed=True, now=NOW, expires_at=NOW
+    )
+    store.subscribers.add("active@example.org", week_ago)
+    store.subscribers.forget_signups(NOW - timedelta(days=7))
+    assert {s.email for s in store.subscribers.list()} == {
+        "again@example.org",
+        "active@example.org",
+    }
+    assert store.subscribers.mails_since("old@example.org", week_ago) == 0

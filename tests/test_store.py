@@ -114,3 +114,32 @@ def test_subscribers_get_unique_secret_tokens_and_can_come_back(store: Store) ->
     assert [s.email for s in store.subscribers.list()] == ["alice@example.org"]
     with pytest.raises(NotFound):
         store.subscribers.remove("bob@example.org")
+
+
+def test_digests_frozen_before_editions_become_the_all_shows_edition(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from digest.store import MIGRATIONS
+
+    with Store(db_url, migrate=False) as old:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with old.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0006")
+        with old.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO digests (date, subject, insight_ids, created_at) "
+                    "VALUES ('2026-11-19', 'Old', '[\"a\", \"b\"]', :now)"
+                ),
+                {"now": NOW.replace(tzinfo=None)},
+            )
+    with Store(db_url) as store:
+        frozen = store.digests.get("2026-11-19")
+        assert frozen is not None and (frozen.selection, frozen.insight_ids) == ("all", ("a", "b"))
+        assert store.digests.dates() == ["2026-11-19"]
+        assert store.digests.used("all", NOW - timedelta(days=1), before="2026-11-20") == {"a", "b"}
+        store.digests.freeze("2026-11-19", "Mine", ["c"], NOW, selection="3")
+        assert store.digests.get("2026-11-19", "3") is not None, "a second edition, same date"

@@ -243,6 +243,15 @@ class SubscriberRepo:
             return int(conn.execute(query).scalar_one())
 
     def forget_signups(self, before: datetime) -> None:
-        """Sign-up records (addresses, client hashes) are kept only as long as needed."""
+        """Sign-up records (addresses, client hashes) are kept only as long as needed, and
+        an address never confirmed since `before` is forgotten with them."""
         with self.engine.begin() as conn:
             conn.execute(signups.delete().where(signups.c.created_at < before))
+            recent = sa.select(signups.c.email).where(signups.c.email == subscribers.c.email)
+            conn.execute(
+                subscribers.delete().where(
+                    subscribers.c.status == "pending",
+                    subscribers.c.created_at < before,
+                    ~sa.exists(recent),
+                )
+            )

@@ -7,6 +7,6 @@ request, no page lists subscribers, no page runs a script (the Content-Security-
 Policy forbids it), and every form carries a CSRF token.
 """
 
-from digest.web.app import create_app
+from digest.web.routes import create_app
 
 __all__ = ["create_app"]
