@@ -234,3 +234,22 @@ def test_archive_feed_is_valid_atom_with_no_personal_data(site: Site) -> None:
     [mail] = site.mailbox.to("reader@example.org")
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert f'href="{site.config.web.base_url}/archive/feed.xml"' in html
+
+
+def test_every_form_on_every_page_carries_a_csrf_token(site: Site) -> None:
+    reader = site.store.subscribers.add("forms@example.org", utcnow())
+    with site.browser() as client:
+        site.sign_up(client, "new@example.org")
+        [confirm] = site.confirm_links("new@example.org")
+        token = reader.unsubscribe_token
+        for path in (
+            "/subscribe",
+            f"/confirm/{confirm}",
+            f"/subscription/{token}",
+            f"/unsubscribe/{token}",
+        ):
+            page = client.get(path).text
+            forms = re.findall(r"<form.*?</form>", page, re.S)
+            assert forms, path
+            for form in forms:
+                assert re.search(r'name="csrf_token" value="\d+\.[0-9a-f]{40}"', form), (path, form)

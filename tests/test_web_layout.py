@@ -152,3 +152,39 @@ def test_the_email_fits_a_phone_screen_in_chromium(
     shot = tmp_path / "email-375.png"
     chromium(tmp_path / "profile", f"--screenshot={shot}", probe.as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def test_the_digest_web_command_serves_with_uvicorn(make_config: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.web import loopback_socket
+
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[web]\nport = {port}\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "--config", str(config), "web"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/subscribe")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and server.poll() is None, "did not start"
+                time.sleep(0.2)
+        assert page.status_code == 200 and 'name="email"' in page.text
+        assert "server" not in page.headers, "no server banner"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"Serving on http://127.0.0.1:{port}" in output
+    assert "/subscribe" not in output, "no access log: paths carry subscribers' tokens"

@@ -280,7 +280,7 @@ class Site:
             return f"{subscriber.email} is paused: no digests until you resume."
         return f"{subscriber.email} gets the daily digest at {when}."
 
-    def unsubscribe(self, token: str, post: bool) -> Response:
+    def unsubscribe(self, request: Request, token: str, post: bool) -> Response:
         """RFC 8058 one-click: a POST with the token is all it takes (mail clients send no
         form token), and only that subscriber is touched; a GET only asks."""
         subscriber = self.subscriber(token)
@@ -293,8 +293,10 @@ class Site:
             )
         if subscriber.status not in ("active", "paused"):
             return self.page("Not subscribed", message=f"{subscriber.email} is not subscribed.")
-        return self.page(
+        return self.form_page(
+            request,
             "Unsubscribe?",
+            "page",
             message=f"Stop sending the daily digest to {subscriber.email}?",
             action=f"/unsubscribe/{token}",
             button="Unsubscribe",

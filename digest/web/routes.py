@@ -61,7 +61,7 @@ def create_app(store: Store, config: Config) -> ASGIApp:
         token = request.path_params["token"]
         if not TOKEN.fullmatch(token):
             raise HTTPException(404, "This link is not valid.")
-        return await run_in_threadpool(site.unsubscribe, token, request.method == "POST")
+        return await run_in_threadpool(site.unsubscribe, request, token, request.method == "POST")
 
     async def subscribe(request: Request) -> Response:
         if request.method == "GET":

@@ -93,12 +93,18 @@ class Cluster:
         return busy
 
     def stop(self) -> None:
+        """Stop every worker at once: each waited for in turn took 20 s of the suite."""
+        for worker in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         for worker in self.workers.values():
             try:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
 
     def client(self) -> Any:
         from prefect.client.orchestration import get_client
