@@ -25,6 +25,7 @@ from digest.audio import PCM, SAMPLE_RATE, iter_windows, probe, to_wav
 from digest.config import Config
 from digest.errors import ConfigError, TranscriptError
 from digest.models import Segment, Transcript
+from digest.whisper_fallback import ReproducibleFallback
 
 Progress = Callable[[float], None]  # seconds of audio transcribed so far
 UPLOAD_WINDOW_SECONDS = 780  # 16-bit 16 kHz WAV stays under the API's 25 MiB limit
@@ -163,6 +164,8 @@ class FasterWhisperEngine:
             local_files_only=True,
         )
         self.compute_type = compute  # "auto" resolved, for reports
+        self.fallback = ReproducibleFallback(model.model, options.beam_size)
+        model.model = self.fallback  # the same audio gives the same text, every run
         self.runner: Any = BatchedInferencePipeline(model) if options.batch_size > 0 else model
         self.options = options
 
