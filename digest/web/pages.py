@@ -108,9 +108,9 @@ class Site:
         shows = signup.shows_from_urls(
             [str(v) for v in form.getlist("show")], self.store.feeds.list()
         )
-        zone = check_subscriber_timezone(str(form.get("timezone") or ""))
-        send_time = check_send_time(str(form.get("send_time") or ""))
-        default = self.config.digest
+        default = self.config.digest  # a field left out or empty: the default
+        zone = check_subscriber_timezone(str(form.get("timezone") or default.timezone))
+        send_time = check_send_time(str(form.get("send_time") or default.send_time))
         return Preferences(
             shows,
             None if zone == default.timezone else zone,

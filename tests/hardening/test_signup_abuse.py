@@ -117,6 +117,22 @@ def test_markup_and_junk_in_fields_are_refused_and_escaped(site: Any) -> None:
     nothing_changed(store, config)
 
 
+def test_a_client_that_sends_only_the_address_gets_the_defaults(site: Any) -> None:
+    store, _, base = site
+    with httpx.Client(base_url=base) as client:
+        answer = client.post(
+            "/subscribe", data={"email": "min@example.org", "csrf_token": token(client)}
+        )
+    assert answer.status_code == 200
+    reader = store.subscribers.get("min@example.org")
+    assert (reader.status, reader.shows, reader.timezone, reader.send_time) == (
+        "pending",
+        None,
+        None,
+        None,
+    )
+
+
 def test_a_filled_honeypot_gets_the_usual_answer_and_nothing_else(site: Any) -> None:
     store, config, base = site
     with httpx.Client(base_url=base) as client:
