@@ -20,7 +20,7 @@ from digest.store import Store
 from digest.store.schema import signups
 from tests.support.seed import SCRIPTS, seed_insights
 from tests.support.smtpserver import Mailbox, SmtpServer
-from tests.support.web import serve_web
+from tests.support.web import form_token, serve_web
 
 CONFIRM = re.compile(r"http://[^/\s]+/confirm/([A-Za-z0-9_-]+)")
 
@@ -36,13 +36,6 @@ class Site:
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, follow_redirects=False)
 
-    def form_token(self, client: httpx.Client, path: str) -> str:
-        page = client.get(path)
-        assert page.status_code == 200, page.text
-        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert match, "every form carries a CSRF token"
-        return match.group(1)
-
     def sign_up(
         self, client: httpx.Client, email: str, *shows: str, **extra: str
     ) -> httpx.Response:
@@ -51,7 +44,7 @@ class Site:
             "show": list(shows),
             "timezone": "Europe/Berlin",
             "send_time": "06:30",
-            "csrf_token": self.form_token(client, "/subscribe"),
+            "csrf_token": form_token(client),
             **extra,
         }
         return client.post("/subscribe", data=data)
@@ -107,7 +100,7 @@ def test_double_opt_in_from_form_to_active_with_the_chosen_show(site: Site) -> N
             "a GET (a mail scanner following the link) confirms nothing"
         )
         done = client.post(
-            f"/confirm/{token}", data={"csrf_token": site.form_token(client, f"/confirm/{token}")}
+            f"/confirm/{token}", data={"csrf_token": form_token(client, f"/confirm/{token}")}
         )
         assert done.status_code == 200 and "You are subscribed" in done.text
     reader = site.store.subscribers.get("reader@example.org")
@@ -149,7 +142,7 @@ def test_an_unsubscribed_reader_signs_up_again_with_new_choices(site: Site) -> N
     with site.browser() as client:
         site.sign_up(client, "back@example.org", beta.url)
         [token] = site.confirm_links("back@example.org")
-        csrf = site.form_token(client, f"/confirm/{token}")
+        csrf = form_token(client, f"/confirm/{token}")
         assert client.post(f"/confirm/{token}", data={"csrf_token": csrf}).status_code == 200
         again = client.post(f"/confirm/{token}", data={"csrf_token": csrf})
         assert again.status_code == 200, "a used link answers calmly"
@@ -176,7 +169,7 @@ def test_preferences_change_shows_time_and_pause(site: Site) -> None:
                 "show": [beta.url],
                 "timezone": "America/New_York",
                 "send_time": "18:15",
-                "csrf_token": site.form_token(client, path),
+                "csrf_token": form_token(client, path),
             },
         )
         assert saved.status_code == 200 and "Saved" in saved.text
@@ -192,7 +185,7 @@ def test_preferences_change_shows_time_and_pause(site: Site) -> None:
                 "action": "save",
                 "timezone": "UTC",
                 "send_time": "07:00",
-                "csrf_token": site.form_token(client, path),
+                "csrf_token": form_token(client, path),
             },
         )
         assert everything.status_code == 200
@@ -204,15 +197,15 @@ def test_preferences_change_shows_time_and_pause(site: Site) -> None:
                 "show": ["https://evil.example/feed"],
                 "timezone": "UTC",
                 "send_time": "07:00",
-                "csrf_token": site.form_token(client, path),
+                "csrf_token": form_token(client, path),
             },
         )
         assert bad.status_code == 400 and "not one of the shows" in bad.text
         assert site.store.subscribers.get("pref@example.org").shows is None
-        client.post(path, data={"action": "pause", "csrf_token": site.form_token(client, path)})
+        client.post(path, data={"action": "pause", "csrf_token": form_token(client, path)})
         assert site.store.subscribers.get("pref@example.org").status == "paused"
         assert "Resume" in client.get(path).text
-        client.post(path, data={"action": "resume", "csrf_token": site.form_token(client, path)})
+        client.post(path, data={"action": "resume", "csrf_token": form_token(client, path)})
         assert site.store.subscribers.get("pref@example.org").status == "active"
 
 

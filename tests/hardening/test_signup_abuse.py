@@ -17,7 +17,7 @@ from digest.jobs import utcnow
 from digest.store import Store
 from digest.store.schema import signups
 from tests.support.seed import seed_insights
-from tests.support.web import serve_web
+from tests.support.web import form_token, serve_web
 
 
 @pytest.fixture
@@ -27,12 +27,6 @@ def site(make_config: Any, tmp_path: Any) -> Iterator[tuple[Store, Any, str]]:
         seed_insights(store, config)
         with serve_web(store, config) as base:
             yield store, config, base
-
-
-def token(client: httpx.Client, path: str = "/subscribe") -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
-    assert match
-    return match.group(1)
 
 
 def form(email: str, csrf: str | None, **extra: str) -> dict[str, str]:
@@ -57,12 +51,12 @@ def nothing_changed(store: Store, config: Any) -> None:
 def test_forms_without_a_valid_csrf_token_change_nothing(site: Any) -> None:
     store, config, base = site
     with httpx.Client(base_url=base) as client:
-        good = token(client)
+        good = form_token(client)
         missing = client.post("/subscribe", data=form("a@example.org", None))
         wrong = client.post("/subscribe", data=form("a@example.org", good[:-4] + "0000"))
         stale = client.post("/subscribe", data=form("a@example.org", "1000000000." + "0" * 40))
     with httpx.Client(base_url=base) as other:  # another browser: its own cookie
-        token(other)
+        form_token(other)
         stolen = other.post("/subscribe", data=form("a@example.org", good))
     cross_site = httpx.post(f"{base}/subscribe", data=form("a@example.org", good))  # no cookie
     for answer in (missing, wrong, stale, stolen, cross_site):
@@ -74,14 +68,14 @@ def test_guessed_and_expired_confirmation_links_do_nothing(site: Any) -> None:
     store, config, base = site
     with httpx.Client(base_url=base) as client:
         assert (
-            client.post("/subscribe", data=form("late@example.org", token(client))).status_code
+            client.post("/subscribe", data=form("late@example.org", form_token(client))).status_code
             == 200
         )
         [mail] = outbox(config)
         link = re.search(r"/confirm/([A-Za-z0-9_-]+)", mail.read_text()).group(1)  # type: ignore[union-attr]
         with store.engine.begin() as conn:  # the link's 48 hours have passed
             conn.execute(signups.update().values(expires_at=utcnow() - timedelta(minutes=1)))
-        csrf = token(client)
+        csrf = form_token(client)
         for path in (f"/confirm/{link}", f"/confirm/{'A' * 32}", "/confirm/short"):
             assert client.get(path).status_code == 404
             answer = client.post(path, data={"csrf_token": csrf})
@@ -93,7 +87,7 @@ def test_guessed_and_expired_confirmation_links_do_nothing(site: Any) -> None:
 def test_markup_and_junk_in_fields_are_refused_and_escaped(site: Any) -> None:
     store, config, base = site
     with httpx.Client(base_url=base) as client:
-        csrf = token(client)
+        csrf = form_token(client)
         script = client.post("/subscribe", data=form("<script>alert(1)</script>@example.org", csrf))
         assert script.status_code == 400 and "not a valid email address" in script.text
         assert "<script>" not in script.text and "&lt;script&gt;" in script.text
@@ -121,7 +115,7 @@ def test_a_client_that_sends_only_the_address_gets_the_defaults(site: Any) -> No
     store, _, base = site
     with httpx.Client(base_url=base) as client:
         answer = client.post(
-            "/subscribe", data={"email": "min@example.org", "csrf_token": token(client)}
+            "/subscribe", data={"email": "min@example.org", "csrf_token": form_token(client)}
         )
     assert answer.status_code == 200
     reader = store.subscribers.get("min@example.org")
@@ -137,7 +131,8 @@ def test_a_filled_honeypot_gets_the_usual_answer_and_nothing_else(site: Any) -> 
     store, config, base = site
     with httpx.Client(base_url=base) as client:
         answer = client.post(
-            "/subscribe", data=form("bot@example.org", token(client), website="http://spam.example")
+            "/subscribe",
+            data=form("bot@example.org", form_token(client), website="http://spam.example"),
         )
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     nothing_changed(store, config)
@@ -146,7 +141,7 @@ def test_a_filled_honeypot_gets_the_usual_answer_and_nothing_else(site: Any) -> 
 def test_one_address_gets_at_most_three_confirmation_emails_a_day(site: Any) -> None:
     store, config, base = site
     with httpx.Client(base_url=base) as client:
-        csrf = token(client)
+        csrf = form_token(client)
         answers = [
             client.post("/subscribe", data=form("victim@example.org", csrf)) for _ in range(5)
         ]
@@ -160,7 +155,7 @@ def test_a_thousand_sign_ups_from_one_address_are_limited_and_nothing_breaks(sit
     store, config, base = site
     codes: list[int] = []
     with httpx.Client(base_url=base) as client:
-        csrf = token(client)
+        csrf = form_token(client)
         for n in range(1000):
             codes.append(
                 client.post("/subscribe", data=form(f"r{n}@example.org", csrf)).status_code

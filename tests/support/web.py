@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 
 from digest.config import Config
@@ -44,3 +46,12 @@ def serve_web(store: Store, config: Config, sock: socket.socket | None = None) -
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def form_token(client: httpx.Client, path: str = "/subscribe") -> str:
+    """GET a page with a form (the client keeps its cookie) and return the form's token."""
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "every form carries a CSRF token"
+    return match.group(1)
