@@ -84,10 +84,21 @@ def send_results(store: Store, config: Config, report: jobs.SendReport) -> None:
         create_markdown_artifact(
             markdown=f"```\n{render.render_email(day, items).text}\n```",
             key="digest-preview",
-            description=f"The digest for {day}",
+            description=f"The digest for {day} (the all-shows edition)",
         )
+    titles = {f.id: f.title or f.url for f in store.feeds.list()}
+    shows = {  # which edition each reader got: their shows
+        s.email: ", ".join(titles.get(i, str(i)) for i in s.shows) if s.shows else "all"
+        for s in store.subscribers.list()
+    }
     rows: list[dict[str, Any]] = [
-        {"email": r.email, "date": r.date, "outcome": r.outcome, "error": r.error or ""}
+        {
+            "email": r.email,
+            "date": r.date,
+            "shows": shows.get(r.email, ""),
+            "outcome": r.outcome,
+            "error": r.error or "",
+        }
         for r in report.results
     ]
     create_table_artifact(

@@ -164,6 +164,10 @@ def test_digest_run_against_a_server_shows_runs_tasks_and_artifacts(
         artifacts = [a for a in client.read_artifacts() if a.flow_run_id in ours]
         keys = {a.key for a in artifacts}
         assert {"new-episodes", "digest-preview", "send-results"} <= keys
+        sent = next(a for a in artifacts if a.key == "send-results")
+        assert "reader@example.com" in str(sent.data) and "shows" in str(sent.data), (
+            "each delivery names the edition (the reader's shows) it came from"
+        )
         assert sum(k.startswith("insights-") for k in keys if k) == 3
         insight = next(a for a in artifacts if a.key and a.key.startswith("insights-"))
         assert "> " in insight.data and "importance" in insight.data
