@@ -30,7 +30,7 @@ from digest.store.subscriber_repo import Preferences
 from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
 from digest.templating import templates_root
 from digest.web import csrf
-from digest.web.feed import atom_feed
+from digest.web.atom import atom_feed
 
 log = logging.getLogger("digest.web")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
