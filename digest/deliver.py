@@ -67,14 +67,7 @@ def build_message(
 ) -> EmailMessage:
     """multipart/alternative (text, HTML) with the headers mail providers expect."""
     text, html = content.personalise(links.unsubscribe, links.manage)
-    message = EmailMessage(policy=POLICY)
-    message["From"] = sender
-    # Re-validated here: an address with CR/LF can never become a header injection.
-    local, _, domain = normalise_email(subscriber.email).rpartition("@")
-    message["To"] = Address(username=local, domain=domain)  # addr_spec= refuses UTF-8 locals
-    message["Subject"] = content.subject
-    message["Date"] = date or date_header()
-    message["Message-ID"] = message_id
+    message = addressed(sender, subscriber.email, content.subject, message_id, date)
     message["List-Unsubscribe"] = f"<{links.mailto}>, <{links.unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["List-Id"] = f"Podcast Digest <digest.{sender_address(sender).split('@')[-1]}>"
@@ -87,6 +80,21 @@ def build_message(
     # (not random per message) keeps every copy of the day's message the same bytes.
     digest_of = hashlib.sha256((content.text + content.html).encode()).hexdigest()[:32]
     message.set_boundary(f"=_digest_{digest_of}")
+    return message
+
+
+def addressed(
+    sender: str, to: str, subject: str, message_id: str, date: str | None = None
+) -> EmailMessage:
+    """A message with the headers every email carries: From, To, Subject, Date, Message-ID."""
+    message = EmailMessage(policy=POLICY)
+    message["From"] = sender
+    # Re-validated here: an address with CR/LF can never become a header injection.
+    local, _, domain = normalise_email(to).rpartition("@")
+    message["To"] = Address(username=local, domain=domain)  # addr_spec= refuses UTF-8 locals
+    message["Subject"] = subject
+    message["Date"] = date or date_header()
+    message["Message-ID"] = message_id
     return message
 
 
@@ -204,13 +212,7 @@ class OutboxTransport:
 def notice(sender: str, to: str, subject: str, text: str, message_id: str) -> Outgoing:
     """A one-off transactional message (a sign-up confirmation): plain text, no list
     headers, since it is not part of the digest list the reader may not have joined."""
-    message = EmailMessage(policy=POLICY)
-    message["From"] = sender
-    local, _, domain = normalise_email(to).rpartition("@")
-    message["To"] = Address(username=local, domain=domain)
-    message["Subject"] = subject
-    message["Date"] = date_header()
-    message["Message-ID"] = message_id
+    message = addressed(sender, to, subject, message_id)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, cte="quoted-printable")
     return serialise(message)

@@ -217,13 +217,16 @@ class Subscriber:
         return selection_key(self.shows)
 
 
+ALL_SHOWS = "all"  # the selection of readers who follow every show, and the archive's
+
+
 def selection_key(shows: tuple[int, ...] | None) -> str:
-    """ "all", or the sorted feed ids: readers with the same shows share one edition."""
-    return "all" if not shows else ",".join(str(i) for i in sorted(set(shows)))
+    """ALL_SHOWS, or the sorted feed ids: readers with the same shows share one edition."""
+    return ALL_SHOWS if not shows else ",".join(str(i) for i in sorted(set(shows)))
 
 
 def selection_feeds(key: str) -> tuple[int, ...] | None:
-    return None if key == "all" else tuple(int(i) for i in key.split(","))
+    return None if key == ALL_SHOWS else tuple(int(i) for i in key.split(","))
 
 
 @dataclass(frozen=True)

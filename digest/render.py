@@ -137,6 +137,14 @@ def _context(
     }
 
 
+def render_for_readers(date: str, items: Sequence[DigestItem], base_url: str) -> EmailContent:
+    """The email as readers get it: archive and feed links at `digest web`'s public URL."""
+    base = base_url.rstrip("/")
+    return render_email(
+        date, items, archive_url=f"{base}/archive/{date}", feed_url=f"{base}/archive/feed.xml"
+    )
+
+
 def render_email(
     date: str, items: Sequence[DigestItem], archive_url: str = "", feed_url: str = ""
 ) -> EmailContent:

@@ -50,13 +50,13 @@ def test_each_reader_gets_only_their_shows_and_one_render_per_selection(
     store.subscribers.add("all@example.org", NOW)
     store.subscribers.add("quiet@example.org", NOW, shows=(quiet,))
     renders: list[int] = []
-    real_render = send_module.render_email
+    real_render = send_module.render_for_readers
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         renders.append(1)
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(send_module, "render_email", counting)
+    monkeypatch.setattr(send_module, "render_for_readers", counting)
     report = send_digests(store, config, now=NOW)
 
     got = {str(m["To"]): shows_in(m) for m in mailbox.messages}

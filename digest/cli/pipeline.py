@@ -15,7 +15,7 @@ from digest.cli.base import App, check_date, cli, console, emit_json, esc, locke
 from digest.cli.progress import ProcessProgress
 from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
-from digest.models import Episode
+from digest.models import ALL_SHOWS, Episode
 from digest.runlock import run_lock
 from digest.subscribers import normalise_email
 
@@ -214,7 +214,7 @@ def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
 def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
     """Show what the digest sent, or would send, for a date (and a reader)."""
     now = jobs.utcnow()
-    selection = "all"
+    selection = ALL_SHOWS
     if email:
         reader = app.store.subscribers.get(normalise_email(email))
         selection = reader.selection
@@ -225,13 +225,10 @@ def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
     if fmt == "json":
         return emit_json(render.to_json(day, items))
     if not items:
-        shows = " in their shows" if selection != "all" else ""
+        shows = " in their shows" if selection != ALL_SHOWS else ""
         console.print(f"No insights{shows} for {day} yet: run `digest run` (or `digest process`).")
         return None
-    base = app.config.web.base_url.rstrip("/")
-    content = render.render_email(
-        day, items, archive_url=f"{base}/archive/{day}", feed_url=f"{base}/archive/feed.xml"
-    )
+    content = render.render_for_readers(day, items, app.config.web.base_url)
     text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
     click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)
 

@@ -10,14 +10,12 @@ from datetime import datetime, timedelta
 
 from digest.config import Config
 from digest.jobs.clock import utcnow
-from digest.models import DigestItem, selection_feeds
+from digest.models import ALL_SHOWS, DigestItem, selection_feeds
 from digest.select import select_top
 from digest.store import Store
 
-ALL = "all"
 
-
-def frozen_items(store: Store, date: str, selection: str = ALL) -> list[DigestItem] | None:
+def frozen_items(store: Store, date: str, selection: str = ALL_SHOWS) -> list[DigestItem] | None:
     """An edition's frozen insights in the order its email showed them; None if unfrozen."""
     frozen = store.digests.get(date, selection)
     return None if frozen is None else store.insights.by_ids(frozen.insight_ids)
@@ -28,7 +26,7 @@ def digest_items(
     config: Config,
     date: str,
     now: datetime | None = None,
-    selection: str = ALL,
+    selection: str = ALL_SHOWS,
 ) -> list[DigestItem]:
     """The edition's frozen insights if it has them, else what would be selected now."""
     frozen = frozen_items(store, date, selection)
@@ -38,7 +36,7 @@ def digest_items(
 
 
 def top_items(
-    store: Store, config: Config, now: datetime, selection: str = ALL, date: str | None = None
+    store: Store, config: Config, now: datetime, selection: str = ALL_SHOWS, date: str | None = None
 ) -> list[DigestItem]:
     """The top insights of the selection's shows that its readers have not had yet."""
     since = now - timedelta(hours=config.digest.lookback_hours)

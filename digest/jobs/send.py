@@ -25,9 +25,9 @@ from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
 from digest.errors import DigestError
 from digest.jobs.clock import utcnow
 from digest.jobs.leases import Claimed, Leases
-from digest.jobs.preview import ALL, frozen_items, top_items
-from digest.models import DigestItem, Subscriber
-from digest.render import render_email, subject_for
+from digest.jobs.preview import frozen_items, top_items
+from digest.models import ALL_SHOWS, DigestItem, Subscriber
+from digest.render import render_for_readers, subject_for
 from digest.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
 from digest.store import Delivery, Store
 
@@ -105,7 +105,7 @@ def items_for(
     now: datetime,
     *,
     freeze: bool,
-    selection: str = ALL,
+    selection: str = ALL_SHOWS,
 ) -> list[DigestItem]:
     """An edition's insights in the order the email shows them; freezing them if asked."""
     frozen = frozen_items(store, date, selection)
@@ -213,10 +213,7 @@ def _send_day(
         if not items:  # nothing new in these shows: no email today
             report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
             continue
-        base = config.web.base_url.rstrip("/")
-        content = render_email(
-            day, items, archive_url=f"{base}/archive/{day}", feed_url=f"{base}/archive/feed.xml"
-        )
+        content = render_for_readers(day, items, config.web.base_url)
         composer = Composer(content, config.web.base_url, config.digest.sender)
         _send_edition(store, config, batch, subscribers, composer, transport, dry_run, report)
         if report.stopped:  # the server is out of reach: the other editions wait too

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from digest.models import ALL_SHOWS
 from digest.store.schema import deliveries, digests
 
 _MARK_UPDATE = (
@@ -74,7 +75,7 @@ class DigestRepo:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def get(self, date: str, selection: str = "all") -> FrozenDigest | None:
+    def get(self, date: str, selection: str = ALL_SHOWS) -> FrozenDigest | None:
         query = sa.select(digests).where(digests.c.date == date, digests.c.selection == selection)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -86,7 +87,7 @@ class DigestRepo:
         subject: str,
         insight_ids: Sequence[str],
         now: datetime,
-        selection: str = "all",
+        selection: str = ALL_SHOWS,
     ) -> FrozenDigest:
         """Store the edition's insights; the first to freeze a (date, selection) wins."""
         with self.engine.begin() as conn:
@@ -122,7 +123,7 @@ class DigestRepo:
         """Dates of the all-shows edition, newest first: the public archive."""
         query = (
             sa.select(digests.c.date)
-            .where(digests.c.selection == "all")
+            .where(digests.c.selection == ALL_SHOWS)
             .order_by(digests.c.date.desc())
         )
         with self.engine.connect() as conn:
@@ -132,7 +133,7 @@ class DigestRepo:
         """The newest all-shows editions, newest first (the archive's feed)."""
         query = (
             sa.select(digests)
-            .where(digests.c.selection == "all")
+            .where(digests.c.selection == ALL_SHOWS)
             .order_by(digests.c.date.desc())
             .limit(limit)
         )

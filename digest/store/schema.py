@@ -210,7 +210,7 @@ digests = sa.Table(
     "digests",
     metadata,
     sa.Column("date", sa.String(10), primary_key=True),  # YYYY-MM-DD, the readers' local date
-    # "all", or the sorted feed ids of the readers' shows: one edition per selection.
+    # "all" (models.ALL_SHOWS), or the sorted feed ids of the readers' shows.
     sa.Column("selection", sa.String(200), primary_key=True, server_default="all"),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("insight_ids", sa.Text, nullable=False),  # JSON list, in the order shown

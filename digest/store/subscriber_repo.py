@@ -125,11 +125,6 @@ class SubscriberRepo:
             raise NotFound(f"no subscriber {email}; see `digest subscribers list`")
         return _subscriber(row)
 
-    def find(self, email: str) -> Subscriber | None:
-        with self.engine.connect() as conn:
-            row = self._row(conn, email)
-        return _subscriber(row) if row else None
-
     def list(self, *, status: str | None = None) -> builtins.list[Subscriber]:
         query = sa.select(subscribers).order_by(subscribers.c.id)
         if status:

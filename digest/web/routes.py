@@ -36,6 +36,14 @@ HEADERS = {
 }
 
 
+def token_of(request: Request) -> str:
+    """The path's token, if it has a token's shape (anything else is no page at all)."""
+    token = str(request.path_params["token"])
+    if not TOKEN.fullmatch(token):
+        raise HTTPException(404, "This link is not valid.")
+    return token
+
+
 def create_app(store: Store, config: Config) -> ASGIApp:
     site = Site(store, config)
 
@@ -47,9 +55,7 @@ def create_app(store: Store, config: Config) -> ASGIApp:
 
     def with_form(handler: Callable[..., Response]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            token = request.path_params["token"]
-            if not TOKEN.fullmatch(token):
-                raise HTTPException(404, "This link is not valid.")
+            token = token_of(request)
             if request.method == "GET":
                 return await run_in_threadpool(handler, request, token, None)
             async with request.form(max_files=0, max_fields=200) as form:
@@ -58,9 +64,7 @@ def create_app(store: Store, config: Config) -> ASGIApp:
         return endpoint
 
     async def unsubscribe(request: Request) -> Response:
-        token = request.path_params["token"]
-        if not TOKEN.fullmatch(token):
-            raise HTTPException(404, "This link is not valid.")
+        token = token_of(request)
         return await run_in_threadpool(site.unsubscribe, request, token, request.method == "POST")
 
     async def subscribe(request: Request) -> Response:
