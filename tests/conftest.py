@@ -71,11 +71,15 @@ def store(db_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Any:
-    """Config for a test: state in tmp_path, loopback allowed unless the test says otherwise."""
+    """Config for a test: state in tmp_path, loopback allowed, and readers due from
+    midnight (a send at the wall clock's "now" must not depend on the hour the suite
+    runs: with the 07:00 default every such test failed between 00:00 and 07:00 UTC),
+    unless the test says otherwise."""
 
     def make(**sections: dict[str, Any]) -> Config:
         data: dict[str, Any] = {"storage": {"state_dir": str(tmp_path / "state")}}
         data["feeds"] = {"allow_private_addresses": True, "timeout_seconds": 5.0}
+        data["digest"] = {"send_time": "00:00"}
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)
         return config_from_dict(data, base_dir=tmp_path)
