@@ -38,9 +38,13 @@ def rss(*items: str, title: str = "Test Show") -> bytes:
 
 
 def write_config(folder: Path, **sections: str) -> Path:
-    """A config file (flows take a path): state in `folder`, loopback feeds allowed."""
+    """A config file (flows take a path): state in `folder`, loopback feeds allowed,
+    readers due from midnight (whatever hour the suite runs)."""
     config = folder / "digest.toml"
-    body = f'[storage]\nstate_dir = "{folder / "state"}"\n[feeds]\nallow_private_addresses = true\n'
+    body = (
+        f'[storage]\nstate_dir = "{folder / "state"}"\n[feeds]\nallow_private_addresses = true\n'
+        '[digest]\nsend_time = "00:00"\n'
+    )
     config.write_text(body + "".join(f"[{k}]\n{v}\n" for k, v in sections.items()))
     return config
 

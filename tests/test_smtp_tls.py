@@ -61,11 +61,12 @@ def smtp_config(make_config: Any, server: SmtpServer, ca: ServerCert, **smtp: An
 
 
 def smtp_file(tmp_path: Path, server: SmtpServer, **smtp: str) -> Path:
-    """A config file for a CLI or flow test: state in tmp_path, this SMTP server."""
+    """A config file for a CLI or flow test: state in tmp_path, this SMTP server, readers
+    due from midnight (whatever hour the suite runs)."""
     settings = "".join(f'{key} = "{value}"\n' for key, value in smtp.items())
     config = tmp_path / "digest.toml"
     config.write_text(
-        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[digest]\nsend_time = "00:00"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\n{settings}'
     )
     return config
