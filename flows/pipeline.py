@@ -148,21 +148,55 @@ def start_processing(episode: Episode, config_path: str | None) -> None:
     waits in the queue, and a failed, crashed or waiting attempt is followed by the
     next. Run locally: process it right here as a subflow."""
     if deployed():
-        enqueue(episode.id, config_path, f"episode-{episode.id}-attempt-{episode.runs + 1}")
+        enqueue_attempt(episode.id, config_path, f"episode-{episode.id}-attempt-{episode.runs + 1}")
     else:
         process_episode(episode.id, config_path)
 
 
-def enqueue(episode_id: str, config_path: str | None, idempotency_key: str | None = None) -> str:
-    """A process-episode run on the server for a worker to pick up; without a key (an
-    operator's `digest retry`) it is never deduplicated away. The flow run's name."""
-    run: Any = run_deployment(  # a FlowRun here: called outside an event loop
+# Runs of one attempt that may end before claiming the episode, one after the other,
+# before the poll stops enqueueing it and says so: a fault that crashes every run.
+RUNS_PER_ATTEMPT = 5
+
+
+def enqueue_attempt(episode_id: str, config_path: str | None, key: str) -> str | None:
+    """Enqueue the attempt under `key` unless a run for it is queued or running.
+
+    A run that ended before it claimed the episode (crashed because the server
+    answered 500 while a worker submitted it, or cancelled by an operator) would hold
+    the key for good, and every later poll would be deduplicated onto it while the
+    episode waits. So a final run under the key hands the attempt to a next key that
+    names it: the chain is the same on every poll, and each link is made once."""
+    next_key = key
+    for _ in range(RUNS_PER_ATTEMPT):
+        run = _create_run(episode_id, config_path, next_key)
+        if run.state is None or not run.state.is_final():
+            return str(run.name)
+        next_key = f"{key}-after-{run.id}"
+    logging.getLogger("digest").error(
+        "Episode %s: %d runs of the same attempt ended before claiming it (the last: "
+        "%s); not enqueued again. Look at those runs' logs, then `digest retry %s`.",
+        episode_id,
+        RUNS_PER_ATTEMPT,
+        run.name,
+        episode_id,
+    )
+    return None
+
+
+def enqueue(episode_id: str, config_path: str | None) -> str:
+    """A process-episode run on the server for a worker to pick up, never deduplicated
+    away (an operator's `digest retry`). The flow run's name."""
+    return str(_create_run(episode_id, config_path, None).name)
+
+
+def _create_run(episode_id: str, config_path: str | None, idempotency_key: str | None) -> Any:
+    """The run under `idempotency_key`: a new one, or the one that already holds it."""
+    return run_deployment(  # a FlowRun here: called outside an event loop
         PROCESS_DEPLOYMENT,
         parameters={"episode_id": episode_id, "config_path": config_path},
         timeout=0,
         idempotency_key=idempotency_key,
     )
-    return str(run.name)
 
 
 @network_retries

@@ -8,6 +8,7 @@ process worker on a work pool, alerts at a webhook, and the UI itself.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -341,3 +342,66 @@ def test_a_failing_feed_raises_one_alert_and_a_failed_run_another(
         "the flow alert",
     )
     assert "Failed" in failed[0]["subject"]
+
+
+def test_a_run_that_ended_before_claiming_its_episode_does_not_hold_the_attempt(
+    prefect_server: PrefectServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run crashed by a server fault while a worker submitted it keeps its
+    idempotency key; the next poll must still enqueue the attempt, exactly once."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelled, Crashed
+
+    from flows.pipeline import PROCESS_DEPLOYMENT, RUNS_PER_ATTEMPT, enqueue_attempt
+
+    key = "episode-parked-attempt-1"
+    with (
+        read_client(prefect_server) as client,
+        temporary_settings({PREFECT_API_URL: prefect_server.api}),
+    ):
+        # A pool no worker serves: the runs stay queued until the test ends them.
+        client.create_work_pool(WorkPoolCreate(name="parked", type="process"), overwrite=True)
+        flow_id = client.create_flow_from_name(PROCESS_DEPLOYMENT.split("/")[0])
+        deployment = client.create_deployment(
+            flow_id, PROCESS_DEPLOYMENT.split("/")[1], work_pool_name="parked"
+        )
+
+        def runs() -> dict[str, Any]:
+            found = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment])
+                )
+            )
+            return {r.name: r for r in found if r.parameters.get("episode_id") == "parked"}
+
+        first = enqueue_attempt("parked", None, key)
+        assert enqueue_attempt("parked", None, key) == first, "a queued attempt is enqueued once"
+        assert len(runs()) == 1
+        client.set_flow_run_state(runs()[first].id, Crashed(message="HTTP 500"), force=True)
+
+        second = enqueue_attempt("parked", None, key)
+        assert second not in (None, first)
+        assert enqueue_attempt("parked", None, key) == second, "the next poll finds it queued"
+        client.set_flow_run_state(runs()[second].id, Cancelled(), force=True)
+        third = enqueue_attempt("parked", None, key)
+        assert enqueue_attempt("parked", None, key) == third
+        assert set(runs()) == {first, second, third}
+
+        # A fault that ends every run: the poll stops after a few and names the episode.
+        for _ in range(RUNS_PER_ATTEMPT):
+            queued = [r for r in runs().values() if not r.state.is_final()]
+            for run in queued:
+                client.set_flow_run_state(run.id, Crashed(message="HTTP 500"), force=True)
+            if not queued:
+                break
+            enqueue_attempt("parked", None, key)
+        logger = logging.getLogger("digest")  # Prefect's logging stops its propagation
+        logger.addHandler(caplog.handler)
+        try:
+            assert enqueue_attempt("parked", None, key) is None
+        finally:
+            logger.removeHandler(caplog.handler)
+        assert len(runs()) == RUNS_PER_ATTEMPT
+        assert "Episode parked" in caplog.text and "digest retry parked" in caplog.text
