@@ -17,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from digest.audio import PCM, SAMPLE_RATE, iter_windows, probe, to_wav
 from digest.config import Config
 from digest.errors import ConfigError, TranscriptError
 from digest.models import Segment, Transcript
+from digest.whisper_encoder import SharedCoresEncoder
 from digest.whisper_fallback import ReproducibleFallback
 
 Progress = Callable[[float], None]  # seconds of audio transcribed so far
@@ -164,7 +166,15 @@ class FasterWhisperEngine:
             local_files_only=True,
         )
         self.compute_type = compute  # "auto" resolved, for reports
-        self.fallback = ReproducibleFallback(model.model, options.beam_size)
+        inner: Any = model.model
+        self.encoder: SharedCoresEncoder | None = None
+        threads = options.cpu_threads * max(1, options.parallel_windows)  # the engine's cores
+        if device == "cpu" and options.batch_size == 0 and threads > options.cpu_threads:
+            wide = ctranslate2.models.Whisper(
+                options.model_path, device="cpu", compute_type=compute, intra_threads=threads
+            )
+            inner = self.encoder = SharedCoresEncoder(inner, wide)
+        self.fallback = ReproducibleFallback(inner, options.beam_size)
         model.model = self.fallback  # the same audio gives the same text, every run
         self.runner: Any = BatchedInferencePipeline(model) if options.batch_size > 0 else model
         self.options = options
@@ -178,7 +188,13 @@ class FasterWhisperEngine:
         }
         if o.batch_size > 0:
             kwargs["batch_size"] = o.batch_size
-        pieces, info = self.runner.transcribe(pcm, **kwargs)
+        with self.encoder.window() if self.encoder else nullcontext():
+            return self._transcribe(pcm, progress, kwargs)
+
+    def _transcribe(
+        self, pcm: PCM, progress: Progress, kwargs: dict[str, Any]
+    ) -> tuple[list[Segment], str]:
+        pieces, info = self.runner.transcribe(pcm, **kwargs)  # lazy: decodes as it is read
         segments = []
         for piece in pieces:
             segments.append(

@@ -138,6 +138,22 @@ def test_the_same_file_gives_the_same_text_idle_or_busy(make_config: Any, speech
     assert idle[0] == idle[1] == busy
 
 
+@pytest.mark.slow
+def test_a_window_decoding_alone_encodes_on_every_core_to_the_same_text(
+    make_config: Any, speech: Clips
+) -> None:
+    """One window in flight: the encoder runs on the engine's two threads, the decoder
+    on one. The text must be exactly what one thread alone produces."""
+    path, _ = speech["matrix"]
+    both = FasterWhisperEngine(replace(options(make_config, device="cpu"), parallel_windows=2))
+    one = FasterWhisperEngine(replace(options(make_config, device="cpu"), parallel_windows=1))
+    assert one.encoder is None, "one core: nothing to share"
+    assert both.encoder is not None
+    shared = transcribe_file(path, both.options, both).segments
+    assert both.encoder.wide_encodes > 0
+    assert shared == transcribe_file(path, one.options, one).segments
+
+
 def test_a_few_seconds_left_at_the_end_join_the_last_window(speech: Clips) -> None:
     """Cuts fall a little before their target, so a file just over two windows long
     would end in a tail of seconds decoded without context; it joins the last window."""
