@@ -69,17 +69,14 @@ def sign_up(
         return SignupResult("limited-client")  # read only: a flood costs no writes
     store.subscribers.forget_signups(now - KEEP_SIGNUPS)
     expires = now + timedelta(hours=limits.confirm_hours)
-    if store.subscribers.mails_since(email, now - timedelta(days=1)) >= (
-        limits.confirmations_per_address
-    ):
-        store.subscribers.record_signup(
-            email, prefs, client=client, mailed=False, now=now, expires_at=expires
-        )
-        return SignupResult("limited-address")
-    store.subscribers.pending(email, prefs, now)
-    token = store.subscribers.record_signup(
+    token = store.subscribers.record_signup(  # counts for the client, mailed or not
         email, prefs, client=client, mailed=False, now=now, expires_at=expires
     )
+    if store.subscribers.mails_since(email, now - timedelta(days=1)) >= (
+        limits.confirmations_per_address  # counts mailed requests only: not this one yet
+    ):
+        return SignupResult("limited-address")
+    store.subscribers.pending(email, prefs, now)
     body = (
         environment()
         .get_template("confirm.txt.j2")
