@@ -212,6 +212,11 @@ class Subscriber:
     shows: tuple[int, ...] | None = None  # feed ids; None: every show, including new ones
 
     @property
+    def subscribed(self) -> bool:
+        """On the list: getting digests, or paused by their own choice."""
+        return self.status in ("active", "paused")
+
+    @property
     def selection(self) -> str:
         """The key of the digest edition this subscriber reads (see `selection_key`)."""
         return selection_key(self.shows)

@@ -226,7 +226,7 @@ class Site:
 
     def subscription(self, request: Request, token: str, form: FormData | None) -> Response:
         subscriber = self.subscriber(token)
-        if subscriber.status not in ("active", "paused"):
+        if not subscriber.subscribed:
             return self.page(
                 "Not subscribed",
                 message=f"{subscriber.email} is not subscribed.",
@@ -285,13 +285,13 @@ class Site:
         form token), and only that subscriber is touched; a GET only asks."""
         subscriber = self.subscriber(token)
         if post:
-            if subscriber.status in ("active", "paused"):
+            if subscriber.subscribed:
                 self.store.subscribers.set_status(subscriber.id, "unsubscribed")
                 log.info("unsubscribed subscriber %d by one-click", subscriber.id)
             return self.page(
                 "Unsubscribed", message=f"{subscriber.email} will get no more digests."
             )
-        if subscriber.status not in ("active", "paused"):
+        if not subscriber.subscribed:
             return self.page("Not subscribed", message=f"{subscriber.email} is not subscribed.")
         return self.form_page(
             request,
