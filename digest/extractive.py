@@ -30,7 +30,7 @@ from digest.grounding import (
 )
 from digest.models import Transcript
 
-VERSION = "extractive-v3"  # bump when the algorithm changes (v3: readable passages only)
+VERSION = "extractive-v4"  # bump when the algorithm changes (v4: no_speech_prob alone is no doubt)
 STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been
     being it its this that these those there here i you he she we they them his her our your their

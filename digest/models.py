@@ -60,7 +60,7 @@ class ParsedEpisode:
 
 @dataclass(frozen=True)
 class ParsedFeed:
-    title: str
+    title: str  # "" when the document names none
     link: str
     episodes: tuple[ParsedEpisode, ...]
     warnings: tuple[str, ...] = ()  # what was wrong and recovered: shown, not an error
@@ -136,11 +136,13 @@ class Segment:
 
     @property
     def doubtful(self) -> bool:
-        """Whisper's own thresholds for a decode it would retry: likely misheard."""
-        return (
-            (self.avg_logprob is not None and self.avg_logprob < -1.0)
-            or (self.no_speech_prob is not None and self.no_speech_prob > 0.6)
-            or (self.compression_ratio is not None and self.compression_ratio > 2.4)
+        """Whisper's own thresholds for a decode it would retry: likely misheard. A high
+        `no_speech_prob` alone is not one: Whisper takes a segment for silence only when
+        its tokens are also unlikely (avg_logprob < -1, already counted here). Read
+        alone it flagged clear speech on some CPUs (0.95 on an AMD EPYC, where the
+        kernels CTranslate2 picks differ) and emptied an episode of insights."""
+        return (self.avg_logprob is not None and self.avg_logprob < -1.0) or (
+            self.compression_ratio is not None and self.compression_ratio > 2.4
         )
 
 

@@ -131,6 +131,16 @@ def test_stretches_whisper_doubted_are_never_quoted() -> None:
     assert extract_passages(_transcript(sure, replace(doubtful, avg_logprob=-0.3)), 5) != []
 
 
+def test_a_high_no_speech_probability_alone_is_not_doubt() -> None:
+    """Whisper calls a segment silence only when its words are also unlikely; clear speech
+    scored 0.95 here on one CPU (tests/hardening/test_cluster.py found it)."""
+    spoken = Segment(10, 19, CLAIM_B, avg_logprob=-0.3, no_speech_prob=0.95, compression_ratio=1.5)
+    sure = Segment(0, 9, CLAIM_A, avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.2)
+    assert not spoken.doubtful
+    assert extract_passages(_transcript(sure, spoken), 5) != []
+    assert replace(spoken, avg_logprob=-1.2).doubtful, "silence: no speech and unlikely words"
+
+
 @pytest.mark.parametrize(
     ("text", "mid", "dangling"),
     [
@@ -149,7 +159,7 @@ def test_the_reading_measures_flag_what_an_editor_would(
 
 def test_a_quote_from_a_doubted_segment_counts_as_low_confidence() -> None:
     transcript = _transcript(
-        Segment(0, 9, CLAIM_A, avg_logprob=-0.2), Segment(10, 19, CLAIM_B, no_speech_prob=0.9)
+        Segment(0, 9, CLAIM_A, avg_logprob=-0.2), Segment(10, 19, CLAIM_B, avg_logprob=-1.3)
     )
     assert not doubtful_quote(transcript, 0.0, CLAIM_A)
     assert doubtful_quote(transcript, 10.0, CLAIM_B)
