@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 
+# `flows` sets the project's Prefect defaults (the temporary server's 300 s start-up
+# limit among them) before any test imports prefect, which reads them once: a test
+# that imported prefect first got Prefect's 20 s, too short on a busy machine.
+import flows  # noqa: F401
 from digest.config import Config, config_from_dict
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
@@ -27,6 +31,7 @@ from tests.support.smtpserver import SmtpServer
 from tests.support.speech import have_tools, speak
 
 FIXTURES = Path(__file__).parent / "fixtures"
+PUBLIC_BASE_URL = "http://digest.example.org"  # where tests say readers reach `digest web`
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -80,6 +85,8 @@ def make_config(tmp_path: Path) -> Any:
         data: dict[str, Any] = {"storage": {"state_dir": str(tmp_path / "state")}}
         data["feeds"] = {"allow_private_addresses": True, "timeout_seconds": 5.0}
         data["digest"] = {"send_time": "00:00"}
+        # A public-looking address: mail to real readers refuses a loopback one.
+        data["web"] = {"base_url": PUBLIC_BASE_URL}
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)
         return config_from_dict(data, base_dir=tmp_path)
