@@ -103,7 +103,9 @@ def run(subscribers: int, repeats: int) -> dict[str, Any]:
     db, config = template(workdir, subscribers)
     sink = SmtpSink()
     config = replace(
-        config, smtp=replace(config.smtp, host="127.0.0.1", port=sink.port, security="none")
+        config,
+        smtp=replace(config.smtp, host="127.0.0.1", port=sink.port, security="none"),
+        web=replace(config.web, base_url="https://digest.example.org"),  # mail needs public links
     )
     day = utcnow().date().isoformat()
     state: dict[str, Any] = {}

@@ -8,6 +8,7 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
@@ -178,7 +180,8 @@ class OrchestrationSettings:
 @dataclass(frozen=True)
 class WebSettings:
     base_url: str = setting(
-        "http://localhost:8025", "where readers reach `digest web`: unsubscribe links point here"
+        "http://localhost:8025",
+        "where readers reach `digest web`; mailed links point here (public with an [smtp] host)",
     )
     host: str = setting("127.0.0.1", "address `digest web` listens on")
     port: int = setting(8025, "port `digest web` listens on")
@@ -189,6 +192,14 @@ class WebSettings:
     signups_per_client: int = setting(20, "sign-ups one client IP can make in an hour")
     forwarded_allow_ips: str = setting(
         "", "proxies whose X-Forwarded-For names the client (comma list, e.g. 127.0.0.1)"
+    )
+    header_timeout_seconds: float = setting(
+        10.0, "a client must send a request's headers within this (slowloris)"
+    )
+    body_timeout_seconds: float = setting(10.0, "... and its form within this")
+    keepalive_timeout_seconds: int = setting(5, "an idle connection is closed after this")
+    max_connections: int = setting(
+        200, "connections served at once; beyond this requests are answered 503"
     )
 
 
@@ -348,7 +359,7 @@ def _check_type(f: dataclasses.Field[Any], value: Any, label: str, where: str) -
         raise ConfigError(f"{where}: {label} must be one of {', '.join(choices)}; got {value!r}")
 
 
-SEND_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+SEND_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")  # ASCII digits, matched whole
 
 
 def _check_values(config: Config, where: str) -> None:
@@ -359,6 +370,10 @@ def _check_values(config: Config, where: str) -> None:
         "[feeds] concurrency": config.feeds.concurrency,
         "[digest] insights": config.digest.insights,
         "[smtp] port": config.smtp.port,
+        "[web] header_timeout_seconds": config.web.header_timeout_seconds,
+        "[web] body_timeout_seconds": config.web.body_timeout_seconds,
+        "[web] keepalive_timeout_seconds": config.web.keepalive_timeout_seconds,
+        "[web] max_connections": config.web.max_connections,
     }
     for label, value in positive.items():
         if value <= 0:
@@ -396,7 +411,7 @@ def _check_values(config: Config, where: str) -> None:
     if config.feeds.lookback_hours < 0:
         raise ConfigError(f"{where}: [feeds] lookback_hours cannot be negative")
     check_timezone(config.digest.timezone, f"{where}: [digest] timezone")
-    if not SEND_TIME.match(config.digest.send_time):
+    if not SEND_TIME.fullmatch(config.digest.send_time):
         raise ConfigError(
             f"{where}: [digest] send_time must be HH:MM (24 h); got {config.digest.send_time!r}"
         )
@@ -406,7 +421,51 @@ def check_timezone(name: str, label: str = "timezone") -> ZoneInfo:
     """Return the zone, or explain that the name is not an IANA timezone."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long
         raise ConfigError(
             f"{label}: unknown timezone {name!r}; use an IANA name such as Europe/Berlin"
         ) from exc
+
+
+# Names that resolve only inside one network (RFC 6761, RFC 8375, common intranet use).
+LOCAL_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".localdomain",
+    ".internal",
+    ".lan",
+    ".home.arpa",
+    ".test",
+    ".invalid",
+)
+
+
+def check_mail_links(config: Config) -> None:
+    """With a mail server set, the links mailed to readers (one-click unsubscribe,
+    preferences, confirmation) must reach them from the internet: refuse a `[web]
+    base_url` on loopback, a private network or a host name without a domain."""
+    if not config.smtp.host:
+        return  # the outbox: nothing reaches a real reader
+    url = config.web.base_url
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    problem = ""
+    if parts.scheme not in ("http", "https") or not host:
+        problem = "is not an http(s) URL"
+    else:
+        try:
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None and not ip.is_global:
+            problem = f"points at {host}, a loopback or private address"
+        elif ip is None and (
+            "." not in host or host.endswith(LOCAL_SUFFIXES) or host == "localhost"
+        ):
+            problem = f"names {host}, a host only this machine or network knows"
+    if problem:
+        raise ConfigError(
+            f"[web] base_url = {url!r} {problem}, so the unsubscribe, preferences and "
+            "confirmation links mailed to readers would not work; set [web] base_url to the "
+            "public address of `digest web` (e.g. https://digest.example.org)"
+        )

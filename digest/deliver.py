@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -25,7 +24,8 @@ from urllib.parse import quote
 
 from digest.models import Subscriber
 from digest.render import EmailContent
-from digest.subscribers import normalise_email
+from digest.statefiles import write_private
+from digest.subscribers import ascii_address
 
 # Headers up to RFC 5322's 998 characters: folding List-Unsubscribe at 78 would turn
 # its URLs into RFC 2047 encoded-words that mail clients cannot parse.
@@ -89,8 +89,10 @@ def addressed(
     """A message with the headers every email carries: From, To, Subject, Date, Message-ID."""
     message = EmailMessage(policy=POLICY)
     message["From"] = sender
-    # Re-validated here: an address with CR/LF can never become a header injection.
-    local, _, domain = normalise_email(to).rpartition("@")
+    # Re-validated here: an address with CR/LF can never become a header injection. An
+    # IDN domain goes in its ASCII form, which every relay carries (SMTPUTF8 is needed
+    # only for a local part that is not ASCII).
+    local, _, domain = ascii_address(to).rpartition("@")
     message["To"] = Address(username=local, domain=domain)  # addr_spec= refuses UTF-8 locals
     message["Subject"] = subject
     message["Date"] = date or date_header()
@@ -197,16 +199,26 @@ class OutboxTransport:
         self.written: list[Path] = []
 
     def send(self, message: Outgoing) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in message.recipient)
-        path = self.folder / f"{name}.eml"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(message.data)
-        os.replace(tmp, path)
+        path = self.folder / outbox_name(message.recipient)
+        write_private(path, message.data)  # readers' addresses and tokens: 0600
         self.written.append(path)
 
     def close(self) -> None:
         pass
+
+
+def outbox_name(recipient: str) -> str:
+    """The file a message to `recipient` is written to, in any outbox folder."""
+    return "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient) + ".eml"
+
+
+def forget_outbox(outbox: Path, address: str) -> int:
+    """Delete every outbox message to `address` (a subscriber removed); how many."""
+    name = outbox_name(ascii_address(address)).casefold()  # any spelling of the mailbox
+    found = [p for p in outbox.glob("*/*.eml") if p.name.casefold() == name]
+    for path in found:
+        path.unlink()
+    return len(found)
 
 
 def notice(sender: str, to: str, subject: str, text: str, message_id: str) -> Outgoing:

@@ -207,16 +207,24 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
     reason = parsed.get("bozo_exception")
     if not parsed.get("version") and not parsed.entries:
         raise FeedParseError(f"{base_url}: not an RSS or Atom feed ({reason or 'no feed found'})")
+    entries = list(parsed.entries)
     if isinstance(reason, SAXParseException):
-        warnings.append(
-            f"malformed XML at line {reason.getLineNumber()}, column {reason.getColumnNumber()}:"
-            f" {reason.getMessage()}; read leniently"
-        )
+        # feedparser puts a declaration line above a document that has none: count it out,
+        # so the line is the publisher's.
+        line = (reason.getLineNumber() or 1) - (0 if repaired.startswith(b"<?xml") else 1)
+        where = f"malformed XML at line {line}, column {reason.getColumnNumber()}"
+        entries = _whole_entries(entries, repaired, warnings)
+        if not entries:  # a cut-off document must not pass for a show with no episodes
+            raise FeedParseError(
+                f"{base_url}: {where}: {reason.getMessage()}; no complete item could be read "
+                "(the document is cut off or broken)"
+            )
+        warnings.append(f"{where}: {reason.getMessage()}; read leniently")
     tags = _item_tags(repaired)
     channel_people, item_tags = tags if tags else ([], [])
     episodes: list[ParsedEpisode] = []
     seen: dict[str, str] = {}
-    for index, entry in enumerate(parsed.entries):
+    for index, entry in enumerate(entries):
         found = item_tags[index] if index < len(item_tags) else None
         extra = found or ItemTags(_fallback_transcripts(entry), [], "")
         episode = _episode(entry, base_url, extra, channel_people)
@@ -233,14 +241,31 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
         episodes.append(episode)
     feed = parsed.feed
     return ParsedFeed(
-        title=_clean(feed.get("title")) or _host(base_url),
+        title=_clean(feed.get("title")),
         link=str(feed.get("link", "")),
         episodes=tuple(episodes),
         warnings=tuple(warnings),
     )
 
 
-def _host(url: str) -> str:
+ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
+
+
+def _whole_entries(entries: list[Any], document: bytes, warnings: list[str]) -> list[Any]:
+    """The items a broken document holds whole: those whose closing tag it reached. An
+    item cut off mid-way (its enclosure or GUID perhaps missing) is left for the poll
+    that gets the whole document, so it is never recorded half."""
+    whole = len(ITEM_END.findall(document))
+    if len(entries) > whole:
+        cut = entries[whole:]
+        titles = ", ".join(repr(_clean(e.get("title"), limit=60)) for e in cut)
+        warnings.append(
+            f"{len(cut)} item(s) cut off mid-way ignored until the feed is whole: {titles}"
+        )
+    return entries[:whole]
+
+
+def host_title(url: str) -> str:
     """A feed without a title is named after its host, as podcast apps do (a local file
     after its name)."""
     parts = urlsplit(url)

@@ -16,6 +16,7 @@ import httpx
 from digest.audio import probe
 from digest.errors import BlockedURL, DiskFull, FetchError, MediaError, TooLarge
 from digest.net import GuardedClient, is_local, iter_capped, local_path, raise_for_status
+from digest.statefiles import private_dir
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total if known)
 NOT_AUDIO = ("text/html", "application/xhtml", "application/json", "text/xml", "application/xml")
@@ -51,7 +52,7 @@ def download(
     """Fetch `url` to `target`; partial data survives a failed attempt and is resumed."""
     if target.exists():
         return target  # complete downloads only ever appear through the rename below
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     if is_local(url):
         return _copy_local(url, feed_url, target)
     part = target.with_name(target.name + ".part")

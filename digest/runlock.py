@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from digest.errors import Busy
+from digest.statefiles import private_dir
 
 LOCK_NAME = "digest.lock"
 
@@ -24,9 +25,9 @@ LOCK_NAME = "digest.lock"
 @contextmanager
 def run_lock(state_dir: Path, command: str) -> Iterator[None]:
     """Hold the state directory's lock for the duration, or raise Busy naming the holder."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     path = state_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from digest.statefiles import private_dir
+
 SAMPLE_DATA = Path(__file__).parent / "sample_data"
 
 EPISODES = (
@@ -37,7 +39,7 @@ EPISODES = (
 def install_sample(state_dir: Path, now: datetime) -> str:
     """Copy the sample episodes into `<state_dir>/sample` and write its feed; return its URL."""
     target = state_dir / "sample"
-    target.mkdir(parents=True, exist_ok=True)
+    private_dir(target)
     feed_path = target / "feed.xml"
     if feed_path.exists():
         return feed_path.resolve().as_uri()

@@ -16,6 +16,7 @@ from prefect.concurrency.sync import concurrency
 from digest.config import Config, load_config
 from digest.errors import ServiceUnavailable
 from digest.jobs import Processor
+from digest.statefiles import private_dir
 from digest.store import Store
 
 _lock = threading.Lock()
@@ -38,7 +39,7 @@ def _version(config_path: str | None) -> int:
 @lru_cache(maxsize=8)
 def _context(config_path: str | None, _version: int) -> tuple[Config, Store]:
     config = load_config(config_path)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.state_dir)
     from prefect.settings import PREFECT_API_URL
 
     o = config.orchestration

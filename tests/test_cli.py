@@ -202,6 +202,14 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     assert data["engine"] == "faster-whisper" and data["segments"][0]["start"] >= 0
     assert (tmp_path / "state" / "transcripts" / f"{pipeline['id']}.json").exists()
     assert not list((tmp_path / "state" / "media").iterdir())
+    # Readers' addresses and tokens stay private to this user, whatever the umask.
+    state = tmp_path / "state"
+    [mail] = (state / "outbox").rglob("*.eml")
+    folders = [state, state / "outbox", mail.parent, state / "media", state / "transcripts"]
+    files = [state / "digest.db", state / "digest.db-wal", mail, state / "digest.lock"]
+    files += list((state / "transcripts").iterdir())
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o700"}, folders
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}, files
     again = digest("run").output
     assert "0 new episode(s)" in again and "Processed 0 episode(s)" in again
     # The offline digest of the bundled sample reads as an editor's: whole sentences, no
@@ -297,3 +305,19 @@ def test_a_recovered_feed_polls_and_lists_its_warnings(
     [feed] = json.loads(digest("feeds", "list", "--json").output)
     assert feed["consecutive_failures"] == 0
     assert any("itunes:" in w for w in feed["warnings"]), feed["warnings"]
+
+
+def test_a_truncated_feed_shows_as_failing_with_the_parsers_reason(
+    digest: Any, http_server: LoopbackServer
+) -> None:
+    http_server.routes["/cut.xml"] = Route(b'<rss version="2.0"><channel><title>Half a feed')
+    digest("feeds", "add", http_server.url("/cut.xml"))
+    poll = json.loads(digest("poll", "--json").output)
+    assert [r["outcome"] for r in poll] == ["failed"]
+    [feed] = json.loads(digest("feeds", "list", "--json").output)
+    assert feed["consecutive_failures"] == 1
+    assert (
+        "malformed XML at line 1," in feed["last_error"]
+        and "no complete item" in feed["last_error"]
+    )
+    assert "1 failing" in digest("status").output

@@ -169,17 +169,21 @@ def test_cli_shows_each_readers_choices(two_shows: Any, tmp_path: Any, db_url: s
 
 
 def test_unconfirmed_sign_ups_are_forgotten_after_a_week(store: Store) -> None:
-    from digest.store.subscriber_repo import Preferences
+    from digest.store.subscriber_repo import Limits, Preferences
+
+    def request(address: str, now: datetime) -> None:
+        limits = Limits(
+            "c", 20, now - timedelta(hours=1), 3, now - timedelta(days=1), now - timedelta(days=30)
+        )
+        assert (
+            store.subscribers.request_signup(address, Preferences(), limits, now, now).outcome
+            == "mail"
+        )
 
     week_ago = NOW - timedelta(days=8)
     for address in ("old@example.org", "again@example.org"):
-        store.subscribers.pending(address, Preferences(), week_ago)
-        store.subscribers.record_signup(
-            address, Preferences(), client="c", mailed=True, now=week_ago, expires_at=week_ago
-        )
-    store.subscribers.record_signup(  # signed up again yesterday: still waiting
-        "again@example.org", Preferences(), client="c", mailed=True, now=NOW, expires_at=NOW
-    )
+        request(address, week_ago)
+    request("again@example.org", NOW - timedelta(days=1))  # signed up again: still waiting
     store.subscribers.add("active@example.org", week_ago)
     store.subscribers.forget_signups(NOW - timedelta(days=7))
     assert {s.email for s in store.subscribers.list()} == {

@@ -54,7 +54,7 @@ def test_each_subscriber_gets_one_personal_message_with_both_parts_and_headers(m
     assert message["Message-ID"].endswith("@localhost>") and message["Date"]
     assert message["List-Unsubscribe"] == (
         f"<mailto:digest@localhost?subject=unsubscribe%20{alice.unsubscribe_token}>, "
-        f"<http://localhost:8025/unsubscribe/{alice.unsubscribe_token}>"
+        f"<http://digest.example.org/unsubscribe/{alice.unsubscribe_token}>"
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.get_content_type() == "multipart/alternative"

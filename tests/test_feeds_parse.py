@@ -126,9 +126,48 @@ def test_unusable_documents_raise_a_message_naming_the_url(fixture: str, message
 
 
 def test_xml_still_broken_after_repair_is_read_leniently_with_a_warning() -> None:
-    feed = parse_feed(fixture_bytes("feeds/malformed.xml"), "https://bad.example/feed")
-    assert feed.title == "Broken" and len(feed.episodes) == 1
-    assert any("malformed XML at line 3" in w and "read leniently" in w for w in feed.warnings)
+    feed = parse_feed(fixture_bytes("feeds/unclosed_channel.xml"), "https://bad.example/feed")
+    assert feed.title == "Sloppy" and [e.title for e in feed.episodes] == ["First", "Second"]
+    assert any("malformed XML at line 5" in w and "read leniently" in w for w in feed.warnings)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Half a feed',
+        b"<rss><channel><title>half a feed",
+        b'<rss version="2.0"><channel><title>T</title><item><title>Unclosed',
+        b'<rss version="2.0"><channel><title>T</title><item><title>A</title><guid>a</gu',
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom cut</title><entry><title>x',
+    ],
+)
+def test_a_document_cut_off_before_any_whole_item_is_a_failed_parse(document: bytes) -> None:
+    with pytest.raises(FeedParseError) as caught:
+        parse_feed(document, "https://cut.example/feed")
+    message = str(caught.value)
+    assert message.startswith("https://cut.example/feed: malformed XML at line")
+    assert "no complete item could be read" in message
+
+
+def test_a_document_cut_after_its_first_item_keeps_that_item_and_says_so() -> None:
+    feed = parse_feed(fixture_bytes("feeds/cut_after_first_item.xml"), "https://cut.example/f")
+    assert feed.title == "Cut Short"
+    [episode] = feed.episodes
+    assert (episode.title, episode.guid) == ("Whole episode", "whole-1")
+    assert episode.enclosure_url == "https://cdn.example/whole-1.mp3"
+    assert any("cut off mid-way" in w and "Half an episode" in w for w in feed.warnings)
+
+
+def test_a_whole_empty_feed_is_a_show_with_no_episodes_yet() -> None:
+    feed = parse_feed(b'<rss version="2.0"><channel><title>New</title></channel></rss>', BASE)
+    assert (feed.title, feed.episodes, feed.warnings) == ("New", (), ())
+
+
+def test_a_feed_without_a_title_says_so_and_leaves_naming_to_the_caller() -> None:
+    feed = parse_feed(
+        b'<rss version="2.0"><channel><item><guid>1</guid></item></channel></rss>', BASE
+    )
+    assert feed.title == ""
 
 
 def test_titles_lose_control_characters_that_could_inject_headers() -> None:

@@ -43,7 +43,7 @@ def write_config(folder: Path, **sections: str) -> Path:
     config = folder / "digest.toml"
     body = (
         f'[storage]\nstate_dir = "{folder / "state"}"\n[feeds]\nallow_private_addresses = true\n'
-        '[digest]\nsend_time = "00:00"\n'
+        '[digest]\nsend_time = "00:00"\n[web]\nbase_url = "http://digest.example.org"\n'
     )
     config.write_text(body + "".join(f"[{k}]\n{v}\n" for k, v in sections.items()))
     return config

@@ -127,10 +127,12 @@ def test_broken_feeds_fail_alone_and_heal_by_themselves(
     assert store.feeds.get(good).consecutive_failures == 0
     assert len(store.episodes.list()) == 2
     # Broken XML is read leniently, as podcast apps do, and the mistake shows as a warning.
-    lenient = add(store, http_server, "/bad.xml", Route(fixture_bytes("feeds/malformed.xml")))
+    lenient = add(
+        store, http_server, "/bad.xml", Route(fixture_bytes("feeds/unclosed_channel.xml"))
+    )
     [result] = jobs.poll_feeds(store, config, now=NOW, urls=[lenient])
     assert result.outcome == "updated"
-    assert any("malformed XML at line 3" in w for w in store.feeds.get(lenient).warnings)
+    assert any("malformed XML at line 5" in w for w in store.feeds.get(lenient).warnings)
 
     http_server.routes["/500.xml"] = Route(fixture_bytes("feeds/rss_itunes.xml"))
     jobs.poll_feeds(store, config, now=NOW, urls=[urls["/500.xml"]])
@@ -160,3 +162,50 @@ def test_private_addresses_are_refused_unless_allowed(
     assert "private or local address 127.0.0.1" in (results[0].error or "")
     assert http_server.count("/grid.xml") == 0
     assert store.feeds.get(url).consecutive_failures == 1
+
+
+def test_a_feed_cut_off_mid_way_fails_its_poll_raises_the_alert_and_keeps_its_title(
+    store: Store, http_server: LoopbackServer, make_config: Any
+) -> None:
+    whole = fixture_bytes("feeds/rss_itunes.xml")
+    url = add(store, http_server, "/cut.xml", Route(whole))
+    config = make_config(feeds={"alert_after_failures": 3})
+    [first] = jobs.poll_feeds(store, config, now=NOW)
+    title = store.feeds.get(url).title
+    assert first.outcome == "updated" and title, "a whole feed first, with its title"
+    # The server now sends the document cut off after its channel title, every poll.
+    http_server.routes["/cut.xml"] = Route(whole[: whole.index(b"<item")])
+    alerts = []
+    for n in range(1, 5):
+        results = jobs.poll_feeds(store, config, now=NOW + timedelta(minutes=n))
+        assert results[0].outcome == "failed", "a cut-off document is not a healthy poll"
+        alerts.append(len(jobs.newly_unhealthy(results, config)))
+    feed = store.feeds.get(url)
+    assert feed.consecutive_failures == 4
+    assert "malformed XML" in (feed.last_error or "") and "no complete item" in (
+        feed.last_error or ""
+    )
+    assert alerts == [0, 0, 1, 0], "one alert, at [feeds] alert_after_failures"
+    assert feed.title == title, "the title it had is kept, never replaced by the host"
+    # Cut after its first item: that item is kept and the warning stored.
+    http_server.routes["/cut.xml"] = Route(fixture_bytes("feeds/cut_after_first_item.xml"))
+    [cut] = jobs.poll_feeds(store, config, now=NOW + timedelta(hours=1))
+    assert cut.outcome == "updated"
+    titles = {e.title for e in store.episodes.list()}
+    assert "Whole episode" in titles and "Half an episode" not in titles
+    assert any("cut off mid-way" in w for w in store.feeds.get(url).warnings)
+    # It recovers: the whole document again, healthy, and the rest of the item arrives.
+    http_server.routes["/cut.xml"] = Route(whole)
+    [healed] = jobs.poll_feeds(store, config, now=NOW + timedelta(hours=2))
+    feed = store.feeds.get(url)
+    assert healed.outcome == "updated"
+    assert (feed.consecutive_failures, feed.last_error, feed.warnings) == (0, None, ())
+
+
+def test_a_feed_without_a_title_is_named_after_its_host_once(
+    store: Store, http_server: LoopbackServer, make_config: Any
+) -> None:
+    untitled = b"<rss version='2.0'><channel><item><guid>1</guid></item></channel></rss>"
+    url = add(store, http_server, "/untitled.xml", Route(untitled))
+    jobs.poll_feeds(store, make_config(), now=NOW)
+    assert store.feeds.get(url).title == "127.0.0.1"

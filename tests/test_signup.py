@@ -5,64 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import feedparser
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from digest.config import Config
 from digest.jobs import send_digests, utcnow
-from digest.models import Feed
 from digest.store import Store
-from digest.store.schema import signups
 from tests.support.seed import SCRIPTS, seed_insights
-from tests.support.smtpserver import Mailbox, SmtpServer
-from tests.support.web import form_token, serve_web
-
-CONFIRM = re.compile(r"http://[^/\s]+/confirm/([A-Za-z0-9_-]+)")
-
-
-@dataclass
-class Site:
-    store: Store
-    config: Config
-    base: str
-    mailbox: Mailbox
-    feeds: dict[str, Feed]
-
-    def browser(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, follow_redirects=False)
-
-    def sign_up(
-        self, client: httpx.Client, email: str, *shows: str, **extra: str
-    ) -> httpx.Response:
-        data: dict[str, Any] = {
-            "email": email,
-            "show": list(shows),
-            "timezone": "Europe/Berlin",
-            "send_time": "06:30",
-            "csrf_token": form_token(client),
-            **extra,
-        }
-        return client.post("/subscribe", data=data)
-
-    def confirm_links(self, address: str) -> list[str]:
-        links = []
-        for message in self.mailbox.to(address):
-            body = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-            links += CONFIRM.findall(body)
-        return links
-
-    def signup_rows(self) -> int:
-        with self.store.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(signups)).scalar_one())
+from tests.support.smtpserver import SmtpServer
+from tests.support.web import SignupSite, form_token, serve_web
 
 
 @pytest.fixture
-def site(store: Store, make_config: Any, smtp_server: SmtpServer) -> Iterator[Site]:
+def site(store: Store, make_config: Any, smtp_server: SmtpServer) -> Iterator[SignupSite]:
     config = make_config(
         smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"},
     )
@@ -70,10 +26,10 @@ def site(store: Store, make_config: Any, smtp_server: SmtpServer) -> Iterator[Si
     seed_insights(store, config, show="Beta Talk", scripts=SCRIPTS[2:])
     feeds = {f.title: f for f in store.feeds.list()}
     with serve_web(store, config) as base:
-        yield Site(store, config, base, smtp_server.mailbox, feeds)
+        yield SignupSite(store, config, base, smtp_server.mailbox, feeds)
 
 
-def test_double_opt_in_from_form_to_active_with_the_chosen_show(site: Site) -> None:
+def test_double_opt_in_from_form_to_active_with_the_chosen_show(site: SignupSite) -> None:
     alpha = site.feeds["Alpha Hour"]
     with site.browser() as client:
         page = client.get("/subscribe")
@@ -112,8 +68,8 @@ def test_double_opt_in_from_form_to_active_with_the_chosen_show(site: Site) -> N
     )
 
 
-def test_the_answer_never_tells_whether_an_address_is_known(site: Site) -> None:
-    site.store.subscribers.add("active@example.org", utcnow())
+def test_the_answer_never_tells_whether_an_address_is_known(site: SignupSite) -> None:
+    active = site.store.subscribers.add("active@example.org", utcnow())
     gone = site.store.subscribers.add("gone@example.org", utcnow())
     site.store.subscribers.set_status(gone.id, "unsubscribed")
     pages = {}
@@ -128,14 +84,20 @@ def test_the_answer_never_tells_whether_an_address_is_known(site: Site) -> None:
             answer = site.sign_up(client, address)
             pages[address] = (answer.status_code, answer.text.replace(address, "ADDRESS"))
     assert len(set(pages.values())) == 1, "new, pending, active and unsubscribed look the same"
-    for address in pages:
+    for address in ("new@example.org", "pending@example.org", "gone@example.org"):
         assert site.confirm_links(address), f"{address} got a confirmation link"
     assert site.store.subscribers.get("gone@example.org").status == "unsubscribed", (
         "re-signing up changes nothing until the link is used"
     )
+    # An address that already reads gets its own preferences link instead: one email,
+    # and no link that would let whoever filled in the form change the reader's choices.
+    [mail] = site.mailbox.to("active@example.org")
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert mail["Subject"] == "You already get Podcast Digest"
+    assert f"/subscription/{active.unsubscribe_token}" in body and "/confirm/" not in body
 
 
-def test_an_unsubscribed_reader_signs_up_again_with_new_choices(site: Site) -> None:
+def test_an_unsubscribed_reader_signs_up_again_with_new_choices(site: SignupSite) -> None:
     beta = site.feeds["Beta Talk"]
     old = site.store.subscribers.add("back@example.org", utcnow())
     site.store.subscribers.set_status(old.id, "unsubscribed")
@@ -154,7 +116,7 @@ def test_an_unsubscribed_reader_signs_up_again_with_new_choices(site: Site) -> N
     )
 
 
-def test_preferences_change_shows_time_and_pause(site: Site) -> None:
+def test_preferences_change_shows_time_and_pause(site: SignupSite) -> None:
     alpha, beta = site.feeds["Alpha Hour"], site.feeds["Beta Talk"]
     reader = site.store.subscribers.add("pref@example.org", utcnow(), shows=(alpha.id,))
     path = f"/subscription/{reader.unsubscribe_token}"
@@ -209,7 +171,7 @@ def test_preferences_change_shows_time_and_pause(site: Site) -> None:
         assert site.store.subscribers.get("pref@example.org").status == "active"
 
 
-def test_archive_feed_is_valid_atom_with_no_personal_data(site: Site) -> None:
+def test_archive_feed_is_valid_atom_with_no_personal_data(site: SignupSite) -> None:
     site.store.subscribers.add("reader@example.org", utcnow())
     send_digests(site.store, site.config)
     with site.browser() as client:
@@ -229,7 +191,7 @@ def test_archive_feed_is_valid_atom_with_no_personal_data(site: Site) -> None:
     assert f'href="{site.config.web.base_url}/archive/feed.xml"' in html
 
 
-def test_every_form_on_every_page_carries_a_csrf_token(site: Site) -> None:
+def test_every_form_on_every_page_carries_a_csrf_token(site: SignupSite) -> None:
     reader = site.store.subscribers.add("forms@example.org", utcnow())
     with site.browser() as client:
         site.sign_up(client, "new@example.org")

@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.jobs import send_digests
 from digest.store import Store
+from tests.conftest import PUBLIC_BASE_URL
 from tests.support.browser import webdriver_session
 from tests.support.seed import SCRIPTS, seed_insights
 from tests.support.smtpserver import Mailbox, SmtpServer
@@ -55,17 +56,15 @@ def test_sign_up_confirm_receive_and_change_shows_in_a_browser(
     make_config: Any, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     sock = loopback_socket()
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = make_config(
-        smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"},
-        web={"base_url": base},
-    )
+    base = PUBLIC_BASE_URL  # what the mail says; the browser resolves it to the site
+    site = {"digest.example.org": f"127.0.0.1:{sock.getsockname()[1]}"}
+    config = make_config(smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"})
     mailbox = smtp_server.mailbox
     with Store(config.database_url) as store, serve_web(store, config, sock):
         seed_insights(store, config, show="Alpha Hour", scripts=SCRIPTS[:2])
         seed_insights(store, config, show="Beta Talk", scripts=SCRIPTS[2:])
         feeds = {f.title: f for f in store.feeds.list()}
-        with webdriver_session(tmp_path / "profile") as browser:
+        with webdriver_session(tmp_path / "profile", hosts=site) as browser:
             browser.get(f"{base}/subscribe")
             browser.find_element("name", "email").send_keys(READER)
             browser.find_element(

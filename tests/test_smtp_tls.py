@@ -67,6 +67,7 @@ def smtp_file(tmp_path: Path, server: SmtpServer, **smtp: str) -> Path:
     config = tmp_path / "digest.toml"
     config.write_text(
         f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[digest]\nsend_time = "00:00"\n'
+        f'[web]\nbase_url = "http://digest.example.org"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\n{settings}'
     )
     return config

@@ -187,4 +187,5 @@ def test_the_digest_web_command_serves_with_uvicorn(make_config: Any, tmp_path: 
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert f"Serving on http://127.0.0.1:{port}" in output
+    assert "Pages and emails link to http://localhost:8025 ([web] base_url)" in output
     assert "/subscribe" not in output, "no access log: paths carry subscribers' tokens"

@@ -9,6 +9,7 @@ import click
 
 from digest import jobs
 from digest.cli.base import App, cli, console, emit_json, esc
+from digest.config import check_mail_links
 from digest.convert import convert_ct2
 from digest.errors import InvalidInput
 from digest.subscribers import normalise_email
@@ -83,20 +84,17 @@ def web(app: App, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from digest.web import create_app
+    from digest.web.server import server_config
 
-    settings = app.config.web
+    config = app.config
+    check_mail_links(config)  # its confirmation emails carry links too
+    settings = config.web
     host, port = host or settings.host, port or settings.port
     console.print(f"Serving on http://{host}:{port} (Ctrl-C stops)")
-    uvicorn.run(
-        create_app(app.store, app.config),
-        host=host,
-        port=port,
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        access_log=False,  # request paths carry subscribers' tokens
-        log_level="warning",
-        server_header=False,
-    )
+    console.print(f"Pages and emails link to {esc(settings.base_url)} (\\[web] base_url)")
+    uvicorn.Server(
+        server_config(create_app(app.store, config), settings, host=host, port=port)
+    ).run()
 
 
 # ---------------------------------------------------------------- models
@@ -141,6 +139,7 @@ def smtp_check(app: App, to: str | None) -> None:
             "no [smtp] host is set, so digests are written to the outbox folder; set [smtp] "
             "host, port, security and username (and $DIGEST_SMTP_PASSWORD) to send them"
         )
+    check_mail_links(config)
     address = normalise_email(to) if to else None
 
     def step(text: str) -> None:

@@ -20,6 +20,7 @@ from digest.config import Config, load_config
 from digest.errors import DigestError, InvalidInput
 from digest.models import to_json
 from digest.runlock import run_lock
+from digest.statefiles import private_dir
 from digest.store import Store, redact
 
 console = Console(highlight=False)
@@ -43,7 +44,7 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self.config.state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.config.state_dir)
             self._store = Store(self.config.database_url)
         return self._store
 

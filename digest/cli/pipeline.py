@@ -13,6 +13,7 @@ from digest import jobs, render
 from digest.captions import render_text, render_vtt
 from digest.cli.base import App, check_date, cli, console, emit_json, esc, locked, when
 from digest.cli.progress import ProcessProgress
+from digest.config import check_mail_links
 from digest.errors import DigestError, InvalidInput, NotFound
 from digest.jobs import Extractor, ExtractResult, Processor
 from digest.models import ALL_SHOWS, Episode
@@ -262,6 +263,7 @@ def run(app: App) -> None:
         raise InvalidInput(
             "no feeds yet: add one with `digest feeds add URL` or `digest init --sample`"
         )
+    check_mail_links(app.config)  # before an hour of work, not after it
     # One code path: the same Prefect flows the scheduler runs. With PREFECT_API_URL set
     # the run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
     from flows.local import local_run

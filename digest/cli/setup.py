@@ -9,6 +9,7 @@ from rich.table import Table
 
 from digest import jobs
 from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, when
+from digest.deliver import forget_outbox
 from digest.errors import InvalidInput, NotFound
 from digest.models import Subscriber, to_json
 from digest.opml import parse_opml, render_opml
@@ -219,7 +220,8 @@ def subscribers_list(app: App, as_json: bool) -> None:
     console.print(table)
 
 
-@subscribers.command("unsubscribe")
+# A token may start with "-" (older ones: about one in 64), which would read as an option.
+@subscribers.command("unsubscribe", context_settings={"ignore_unknown_options": True})
 @click.argument("token")
 @click.pass_obj
 def subscribers_unsubscribe(app: App, token: str) -> None:
@@ -235,6 +237,9 @@ def subscribers_unsubscribe(app: App, token: str) -> None:
 @click.argument("email")
 @click.pass_obj
 def subscribers_remove(app: App, email: str) -> None:
-    """Delete a subscriber and their data."""
-    app.store.subscribers.remove(email.strip())
-    console.print(f"Removed {email.strip()}")
+    """Delete a subscriber and everything that names them: deliveries, sign-ups, the
+    outbox's messages. Their links stop working."""
+    removed = app.store.subscribers.remove(email.strip())
+    files = forget_outbox(app.config.state_dir / "outbox", removed.email)
+    note = f" and {files} outbox message(s)" if files else ""
+    console.print(f"Removed {removed.email}, their deliveries and sign-ups{note}")

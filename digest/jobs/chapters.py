@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 
 from digest.chapters import MAX_CHAPTERS_BYTES, parse_chapters
@@ -16,6 +15,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.models import Chapter, Episode
 from digest.net import GuardedClient, raise_for_status, read_capped
+from digest.statefiles import write_private
 
 log = logging.getLogger("digest.chapters")
 TIMEOUT_SECONDS = 30.0
@@ -38,11 +38,8 @@ def load_chapters(episode: Episode, config: Config) -> tuple[Chapter, ...]:
     except DigestError as exc:
         log.warning("%s: no chapters this time (%s); extracting without them", episode.title, exc)
         return ()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     data = {"url": url, "chapters": [dataclasses.asdict(c) for c in chapters]}
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data, ensure_ascii=False).encode())
     return chapters
 
 

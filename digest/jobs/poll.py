@@ -14,7 +14,7 @@ from datetime import datetime
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.feeds import episode_id, fetch_feed, initial_status, parse_feed
+from digest.feeds import episode_id, fetch_feed, host_title, initial_status, parse_feed
 from digest.jobs.clock import utcnow
 from digest.models import Feed, FeedPollResult, FetchResult
 from digest.net import GuardedClient
@@ -97,7 +97,9 @@ def record(
         store.feeds.record_success(
             feed.id,
             now,
-            title=parsed.title,
+            # A title the feed left out never replaces the one it had; a show that never
+            # had one is named after its host, as podcast apps do.
+            title=parsed.title or (None if feed.title else host_title(feed.url)),
             etag=outcome.etag,
             modified=outcome.last_modified,
             warnings=parsed.warnings,

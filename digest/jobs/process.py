@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -27,6 +26,7 @@ from digest.jobs.leases import Leases
 from digest.media import check_audio, download, media_path, sha256_file
 from digest.models import Episode, Transcript
 from digest.net import GuardedClient, raise_for_status, read_capped
+from digest.statefiles import write_private
 from digest.store import Store, StoredTranscript
 from digest.transcribe import WhisperOptions, resolve_options
 from digest.whisper_worker import Transcriber
@@ -280,16 +280,13 @@ class Processor:
 
     def _write_json(self, stored: StoredTranscript) -> None:
         """A readable copy beside the database: `state/transcripts/<episode id>.json`."""
-        self.transcript_dir.mkdir(parents=True, exist_ok=True)
         path = self.transcript_dir / f"{stored.episode_id}.json"
         data = {
             **stored.transcript.to_dict(),
             "episode_id": stored.episode_id,
             "text_sha256": stored.text_sha256,
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_private(path, json.dumps(data, ensure_ascii=False, indent=1).encode())
 
 
 @dataclass(frozen=True)

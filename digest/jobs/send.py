@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from digest.config import Config
+from digest.config import Config, check_mail_links
 from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
 from digest.errors import DigestError
 from digest.jobs.clock import utcnow
@@ -137,6 +137,7 @@ def send_digests(
     worker or two, cannot both read the ledger as unsent and send twice."""
     if dry_run:
         return _send_due(store, config, now, date, dry_run, transport)
+    check_mail_links(config)  # links that reach no one are not sent at all
     try:
         with Leases(store, config.orchestration.lease_seconds).hold("send"):
             return _send_due(store, config, now, date, dry_run, transport)

@@ -1,10 +1,14 @@
 """Self-serve sign-up with double opt-in: a request, a confirmation email, a confirmation.
 
-The request never says whether the address is known (every accepted request gets the
-same answer and the same email: confirming an active address applies the new
-choices), so the form cannot be used to find out who reads the digest. Two limits
-keep it from being used to flood someone's inbox or the outbox: confirmation emails
-per address per day, sign-ups per client per hour.
+The request never says whether the address is known: every accepted request gets
+the same answer page and one email. A new, pending, unsubscribed or bounced address
+gets a confirmation link; an address that already gets the digest gets its
+preferences link instead, so a sign-up form in a stranger's hands can neither
+change a reader's choices nor tell who reads. Two limits keep the form from being
+used to flood someone's inbox or the outbox: confirmation emails per inbox per day,
+sign-ups per client network per hour. Both are counted and recorded in one
+transaction (`SubscriberRepo.request_signup`), so simultaneous requests cannot
+slip past them.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from digest.config import Config
-from digest.deliver import OutboxTransport, Transport, new_message_id, notice
+from digest.deliver import OutboxTransport, Outgoing, Transport, new_message_id, notice
 from digest.errors import DigestError, InvalidInput
 from digest.models import Feed, Subscriber
 from digest.render import environment
 from digest.smtp import SmtpTransport
 from digest.store import Store
-from digest.store.subscriber_repo import Preferences, Signup
+from digest.store.subscriber_repo import Limits, Preferences, Signup, SignupRequest
 
 log = logging.getLogger("digest.signup")
 Outcome = Literal["mailed", "limited-address", "limited-client", "mail-failed"]
@@ -40,7 +44,7 @@ def shows_from_urls(urls: Sequence[str], feeds: Sequence[Feed]) -> tuple[int, ..
     by_url = {f.url: f.id for f in feeds}
     unknown = [u for u in urls if u not in by_url]
     if unknown:
-        raise InvalidInput(f"{unknown[0]!r} is not one of the shows this digest follows")
+        raise InvalidInput(f"{unknown[0][:200]!r} is not one of the shows this digest follows")
     return tuple(sorted({by_url[u] for u in urls})) or None
 
 
@@ -61,48 +65,70 @@ def sign_up(
     now: datetime,
     transport: Transport | None = None,
 ) -> SignupResult:
-    """Record a valid request and email its confirmation link, within the limits."""
-    limits = config.web
-    if store.subscribers.signups_since(client, now - timedelta(hours=1)) >= (
-        limits.signups_per_client
-    ):
-        return SignupResult("limited-client")  # read only: a flood costs no writes
-    store.subscribers.forget_signups(now - KEEP_SIGNUPS)
-    expires = now + timedelta(hours=limits.confirm_hours)
-    token = store.subscribers.record_signup(  # counts for the client, mailed or not
-        email, prefs, client=client, mailed=False, now=now, expires_at=expires
+    """Record a valid request and email its link, within the limits."""
+    web = config.web
+    limits = Limits(
+        client=client,
+        per_client=web.signups_per_client,
+        client_since=now - timedelta(hours=1),
+        per_inbox=web.confirmations_per_address,
+        inbox_since=now - timedelta(days=1),
+        forget_before=now - KEEP_SIGNUPS,
     )
-    if store.subscribers.mails_since(email, now - timedelta(days=1)) >= (
-        limits.confirmations_per_address  # counts mailed requests only: not this one yet
-    ):
-        return SignupResult("limited-address")
-    store.subscribers.pending(email, prefs, now)
-    body = (
-        environment()
-        .get_template("confirm.txt.j2")
-        .render(
-            confirm_url=f"{config.web.base_url.rstrip('/')}/confirm/{token}",
-            hours=limits.confirm_hours,
-            shows=shows_phrase(prefs.shows, store.feeds.list()),
-        )
-    )
-    message = notice(
-        config.digest.sender,
-        email,
-        "Confirm your Podcast Digest subscription",
-        body,
-        new_message_id(config.digest.sender),
-    )
+    expires = now + timedelta(hours=web.confirm_hours)
+    request = store.subscribers.request_signup(email, prefs, limits, now, expires)
+    if request.outcome != "mail":
+        return SignupResult(request.outcome)
     mail = transport or _transport(config)
     try:
-        mail.send(message)
+        mail.send(_message(store, config, email, prefs, request))
     except (DigestError, OSError) as exc:  # SMTP refused or unreachable, a full disk
         log.error("confirmation email not sent: %s", exc)
+        store.subscribers.release_mail(request.token)  # it does not count toward the limit
         return SignupResult("mail-failed", str(exc))
     finally:
         mail.close()
-    store.subscribers.mark_mailed(token)
     return SignupResult("mailed")
+
+
+def _message(
+    store: Store, config: Config, email: str, prefs: Preferences, request: SignupRequest
+) -> Outgoing:
+    base = config.web.base_url.rstrip("/")
+    feeds = store.feeds.list()
+    known = request.known
+    if known is not None and known.subscribed:  # already reading: their own page, no change
+        subject = "You already get Podcast Digest"
+        body = (
+            environment()
+            .get_template("already.txt.j2")
+            .render(
+                email=known.email,
+                when=describe_schedule(known, config),
+                shows=shows_phrase(known.shows, feeds),
+                manage_url=f"{base}/subscription/{known.unsubscribe_token}",
+            )
+        )
+    else:
+        subject = "Confirm your Podcast Digest subscription"
+        body = (
+            environment()
+            .get_template("confirm.txt.j2")
+            .render(
+                confirm_url=f"{base}/confirm/{request.token}",
+                hours=config.web.confirm_hours,
+                shows=shows_phrase(prefs.shows, feeds),
+            )
+        )
+    sender = config.digest.sender
+    return notice(sender, email, subject, body, new_message_id(sender))
+
+
+def describe_schedule(subscriber: Subscriber, config: Config) -> str:
+    """`daily at 07:00 (Europe/Berlin)`, the reader's or the default time and zone."""
+    default = config.digest
+    zone = subscriber.timezone or default.timezone
+    return f"daily at {subscriber.send_time or default.send_time} ({zone})"
 
 
 def _transport(config: Config) -> Transport:
@@ -112,13 +138,14 @@ def _transport(config: Config) -> Transport:
 
 
 def usable(signup: Signup | None, now: datetime) -> Signup | None:
-    """The sign-up if its link may still be used (unknown and expired links may not)."""
-    if signup is None or (signup.confirmed_at is None and signup.expires_at < now):
+    """The sign-up if its link may still be opened: known and not expired, used or not
+    (a used link only shows where the subscription stands)."""
+    if signup is None or signup.expires_at < now:
         return None
     return signup
 
 
 def confirm(store: Store, signup: Signup, now: datetime) -> Subscriber:
     subscriber = store.subscribers.confirm(signup, now)
-    log.info("sign-up confirmed: subscriber %d is active", subscriber.id)
+    log.info("sign-up confirmed: subscriber %d is %s", subscriber.id, subscriber.status)
     return subscriber

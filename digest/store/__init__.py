@@ -17,6 +17,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
+from digest.statefiles import touch_private
 from digest.store.claim_repo import Claim, ClaimRepo
 from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
 from digest.store.episode_repo import EpisodeRepo
@@ -113,7 +114,7 @@ class Store:
             if url.startswith("sqlite"):
                 database = sa.engine.make_url(url).database
                 if database and database != ":memory:":
-                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                    touch_private(Path(database))  # addresses and tokens: 0600
                 engine = sa.create_engine(url, connect_args={"timeout": 30})
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
                 return engine

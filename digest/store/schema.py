@@ -101,6 +101,8 @@ subscribers = sa.Table(
     sa.Column("unsubscribe_token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("shows", sa.Text),  # JSON list of feed ids; NULL: every show, new ones too
+    # One row per mailbox (subscribers.mailbox_key); `email` keeps the reader's spelling.
+    sa.Column("mailbox", sa.Text, unique=True),
 )
 
 # A sign-up waiting for its confirmation link to be opened; also the rate limits' memory
@@ -119,6 +121,8 @@ signups = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("mailbox", sa.Text, nullable=False, index=True),  # whose sign-up (removal)
+    sa.Column("inbox", sa.Text, nullable=False, index=True),  # the per-address limit's key
 )
 
 transcripts = sa.Table(

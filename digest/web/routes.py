@@ -4,6 +4,10 @@ GET/POST /subscribe, GET/POST /confirm/<token>, GET/POST /subscription/<token>,
 GET/POST /unsubscribe/<token>, GET /archive, GET /archive/<date>, GET /archive/feed.xml.
 Form fields: email, show (feed URLs, repeated), timezone, send_time, csrf_token; on
 the preferences page also action (save, pause, resume).
+
+Only POST changes anything; HEAD is answered as GET is; other methods get 405.
+Paths are matched exactly: `/archive/` is not `/archive` and is answered 404, never
+redirected (a redirect would be built from the request's Host header).
 """
 
 from __future__ import annotations
@@ -13,27 +17,26 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from digest.config import Config
 from digest.store import Store
-from digest.web.pages import TOKEN, Site
+from digest.subscribers import TOKEN
+from digest.web.archive_pages import ArchivePages
+from digest.web.guard import Guard
+from digest.web.reader_pages import ReaderPages
+from digest.web.signup_pages import SignupPages
+from digest.web.site import Site
 
 log = logging.getLogger("digest.web")
-MAX_BODY = 64 * 1024  # a sign-up form is well under 1 kB; anything bigger is not one
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # pages carry tokens in their URLs
-    "Cache-Control": "no-store",
-}
+Handler = Callable[[Request], Awaitable[Response]]
+FormHandler = Callable[[Request, str, FormData | None], Response]
 
 
 def token_of(request: Request) -> str:
@@ -44,40 +47,53 @@ def token_of(request: Request) -> str:
     return token
 
 
+async def read_form(request: Request) -> FormData:
+    """The POSTed form (the guard has already read the body, within its cap; files are
+    refused, so nothing is spooled to disk)."""
+    try:
+        return await request.form(max_files=0, max_fields=200, max_part_size=64 * 1024)
+    except (MultiPartException, ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"This form could not be read ({exc}).") from exc
+
+
 def create_app(store: Store, config: Config) -> ASGIApp:
     site = Site(store, config)
+    signup, reader, archive = SignupPages(site), ReaderPages(site), ArchivePages(site)
 
-    def get(handler: Callable[..., Response]) -> Callable[[Request], Awaitable[Response]]:
+    def plain(handler: Callable[..., Response]) -> Handler:
         async def endpoint(request: Request) -> Response:
             return await run_in_threadpool(handler, *request.path_params.values())
 
         return endpoint
 
-    def with_form(handler: Callable[..., Response]) -> Callable[[Request], Awaitable[Response]]:
+    def with_token(handler: FormHandler) -> Handler:
         async def endpoint(request: Request) -> Response:
             token = token_of(request)
-            if request.method == "GET":
+            if request.method != "POST":  # GET, or HEAD: shown, never acted on
                 return await run_in_threadpool(handler, request, token, None)
-            async with request.form(max_files=0, max_fields=200) as form:
-                return await run_in_threadpool(handler, request, token, form)
+            form = await read_form(request)
+            return await run_in_threadpool(handler, request, token, form)
 
         return endpoint
 
     async def unsubscribe(request: Request) -> Response:
         token = token_of(request)
-        return await run_in_threadpool(site.unsubscribe, request, token, request.method == "POST")
+        post = request.method == "POST"
+        return await run_in_threadpool(reader.unsubscribe, request, token, post)
 
     async def subscribe(request: Request) -> Response:
-        if request.method == "GET":
-            return await run_in_threadpool(site.subscribe_form, request)
-        async with request.form(max_files=0, max_fields=200) as form:
-            return await run_in_threadpool(site.subscribe, request, form)
+        if request.method != "POST":
+            return await run_in_threadpool(signup.form, request)
+        form = await read_form(request)
+        return await run_in_threadpool(signup.submit, request, form)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "") or ""
         status = getattr(exc, "status_code", 404)
         if status == 405:
             return site.page("Not allowed", 405, message="That page does not take this request.")
+        if status == 400:
+            return site.page("Please try again", 400, error=detail or "Bad request.")
         if status != 404:
             return site.page("Something went wrong", status)
         message = detail if detail and detail != "Not Found" else "There is no such page."
@@ -88,50 +104,18 @@ def create_app(store: Store, config: Config) -> ASGIApp:
         return site.page("Something went wrong", 500)
 
     routes = [
-        Route("/", get(site.archive), methods=["GET"]),
-        Route("/archive", get(site.archive), methods=["GET"]),
-        Route("/archive/feed.xml", get(site.feed), methods=["GET"]),
-        Route("/archive/{day}", get(site.day), methods=["GET"]),
+        Route("/", plain(archive.index), methods=["GET"]),
+        Route("/archive", plain(archive.index), methods=["GET"]),
+        Route("/archive/feed.xml", plain(archive.feed), methods=["GET"]),
+        Route("/archive/{day}", plain(archive.day), methods=["GET"]),
         Route("/subscribe", subscribe, methods=["GET", "POST"]),
-        Route("/confirm/{token}", with_form(site.confirm), methods=["GET", "POST"]),
-        Route("/subscription/{token}", with_form(site.subscription), methods=["GET", "POST"]),
+        Route("/confirm/{token}", with_token(signup.confirm), methods=["GET", "POST"]),
+        Route("/subscription/{token}", with_token(reader.preferences), methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: not_found, Exception: failed},
     )
-    return Guard(app)
-
-
-class Guard:
-    """Outermost layer: security headers on every answer, and no unbounded bodies."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        needs_length = scope["method"] in ("POST", "PUT", "PATCH")
-        length = headers.get(b"content-length", b"" if needs_length else b"0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            reply = Response("Request too large, or without a length\n", 413)
-            return await reply(scope, receive, self._secured(send))
-        return await self.app(scope, receive, self._secured(send))
-
-    @staticmethod
-    def _secured(send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [
-                    (k.lower().encode(), v.encode())
-                    for k, v in HEADERS.items()
-                    if k.lower().encode() not in present
-                ]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        return wrapped
+    app.router.redirect_slashes = False  # never a 3xx; `/archive/` is simply not a page
+    return Guard(app, body_timeout=config.web.body_timeout_seconds)

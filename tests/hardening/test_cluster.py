@@ -111,6 +111,7 @@ def test_two_workers_process_each_episode_once_heal_faults_and_send_once(
         "[feeds]\nallow_private_addresses = true\n"
         "[transcription]\nretry_after_minutes = 0\n"
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+        '[web]\nbase_url = "http://digest.example.org"\n'
         "[orchestration]\nwhisper_slots = 2\nlease_seconds = 10\n"
     )
 

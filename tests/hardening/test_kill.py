@@ -105,7 +105,7 @@ def test_killed_runs_resume_and_nothing_is_lost_or_doubled(
         "[feeds]\nallow_private_addresses = true\n"
         f'[extraction]\nbackend = "openai"\nbase_url = "{fake_openai.base_url}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
-        '[digest]\nsend_time = "00:00"\n'
+        '[digest]\nsend_time = "00:00"\n[web]\nbase_url = "http://digest.example.org"\n'
     )
     audio = {name: path.read_bytes() for name, (path, _) in speech.items()}
     for name, body in audio.items():  # slow at first: the first run dies mid-download

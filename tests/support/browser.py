@@ -36,8 +36,10 @@ def chromium(
 
 
 @contextmanager
-def webdriver_session(profile: Path) -> Iterator[Any]:
-    """Selenium driving Debian's chromium through chromium-driver (nothing downloaded)."""
+def webdriver_session(profile: Path, *, hosts: dict[str, str] | None = None) -> Iterator[Any]:
+    """Selenium driving Debian's chromium through chromium-driver (nothing downloaded).
+    `hosts` maps public names to loopback addresses (`digest.example.org` to
+    `127.0.0.1:PORT`), as DNS and a reverse proxy would, so mailed links work as sent."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -55,6 +57,9 @@ def webdriver_session(profile: Path) -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    if hosts:
+        rules = ", ".join(f"MAP {name} {target}" for name, target in hosts.items())
+        options.add_argument(f"--host-resolver-rules={rules}")
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     try:

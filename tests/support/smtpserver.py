@@ -35,6 +35,8 @@ class Mailbox:
         self.logins: list[tuple[str, bool]] = []  # (user, accepted) per AUTH attempt
         self.refuse_sender: str | None = None  # a reply to MAIL FROM, e.g. "553 5.7.1 ..."
         self.offer_auth = True  # False: EHLO lists no AUTH (a relay that takes no logins)
+        # (MAIL FROM, RCPT TOs, MAIL options) of each accepted message, as the wire said.
+        self.envelopes: list[tuple[str, list[str], list[str]]] = []
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -76,6 +78,9 @@ class Mailbox:
         if self.delay:
             await asyncio.sleep(self.delay)
         self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[arg-type]
+        self.envelopes.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), list(envelope.mail_options))
+        )
         return "250 2.0.0 accepted"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -111,6 +116,7 @@ class SmtpServer:
         tls: str | None = None,
         context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.mailbox = mailbox or Mailbox()
         self.port = free_port()
@@ -127,9 +133,10 @@ class SmtpServer:
                 # every byte is encrypted already, so AUTH may be offered at once.
                 auth_require_tls=tls == "starttls",
             )
-        # SMTPUTF8 on, as Postfix, Exim and the big providers offer: addresses may be UTF-8.
+        # SMTPUTF8 on, as Postfix, Exim and the big providers offer: addresses may be UTF-8
+        # (off: an older relay, which carries ASCII addresses only).
         self.controller = Controller(
-            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **options
+            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8, **options
         )
         self.controller.start()
         self.running = True
