@@ -53,8 +53,9 @@ def _round(postgres: Any, server: Any, workers: int, count: int, words: int) -> 
     from digest import jobs
     from digest.store import Store
     from digest.store.schema import extractions
-    from tests.support.cluster import DIGEST, Cluster, wait_for
+    from tests.support.cluster import DIGEST, Cluster
     from tests.support.httpserver import LoopbackServer
+    from tests.support.waiting import wait_for
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-workers-{workers}-"))
     feeds = LoopbackServer()

@@ -1,10 +1,14 @@
-"""The one guarded HTTP client that feeds and media downloads share.
+"""The one guarded HTTP client that every fetch shares: feeds, enclosures, publisher
+transcripts, chapters.
 
 Everything fetched comes from URLs strangers wrote (feeds, enclosures, redirects),
-so every hop is checked: http/https only, no private or loopback targets unless
-allowed (checked on the resolved addresses before connecting *and* on the peer
-actually connected, which defeats DNS rebinding), a redirect limit, a loop check,
-a size cap and a whole-request deadline that a trickling server cannot stretch.
+so every hop is checked: http/https only, a redirect limit, a loop check, a size cap
+and a whole-request deadline that a trickling server cannot stretch, and no private
+or loopback targets unless allowed. The address check is made where the connection
+is made: the host is resolved once, every address it has is vetted, and the socket
+connects to a vetted address (TLS and the Host header still name the host). A name
+that answers a public address to one lookup and a private one to the next (DNS
+rebinding) therefore never gets a second lookup to lie in.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from digest import __version__
@@ -59,19 +65,76 @@ def _refusal(url: str, address: str) -> BlockedURL:
     )
 
 
+class _Refused(Exception):
+    """Raised inside the connection pool; the client turns it into a BlockedURL or a
+    FetchError that names the URL."""
+
+    def __init__(self, host: str, address: str | None, error: Exception | None = None) -> None:
+        super().__init__(host)
+        self.host, self.address, self.error = host, address, error
+
+
+def public_addresses(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, all of them public; else _Refused."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise _Refused(host, None, exc) from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        if not _is_public(address):
+            raise _Refused(host, address)
+    return addresses
+
+
 def check_public_host(url: str) -> None:
     """Resolve the URL's host and refuse it if any address is not public."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"{url}: cannot resolve host {host!r}: {exc}", retryable=True) from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not _is_public(address):
-            raise _refusal(url, address)
+        public_addresses(parts.hostname or "", port)
+    except _Refused as refused:
+        raise _as_error(url, refused) from refused.error
+
+
+def _as_error(url: str, refused: _Refused) -> FetchError:
+    if refused.address is None:
+        return FetchError(
+            f"{url}: cannot resolve host {refused.host!r}: {refused.error}", retryable=True
+        )
+    return _refusal(url, refused.address)
+
+
+class VettedBackend(httpcore.SyncBackend):
+    """Connects only to addresses it vetted itself: one lookup per connection, and the
+    socket goes to what that lookup answered (never a second resolution)."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in public_addresses(host, port):
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc  # the next address, as a resolver-driven connect would
+        assert failure is not None  # public_addresses() refuses an empty answer
+        raise failure
+
+
+class VettedTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose sockets VettedBackend opens."""
+
+    def __init__(self) -> None:
+        super().__init__(trust_env=False)  # a proxy would be the vetted peer, not the host
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=VettedBackend()
+        )
 
 
 class GuardedClient:
@@ -92,6 +155,7 @@ class GuardedClient:
             follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": user_agent},
+            transport=None if allow_private else VettedTransport(),
         )
 
     def close(self) -> None:
@@ -103,19 +167,6 @@ class GuardedClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check(self, url: str) -> None:
-        check_scheme(url)
-        if not self.allow_private:
-            check_public_host(url)
-
-    def _check_peer(self, url: str, response: httpx.Response) -> None:
-        if self.allow_private:
-            return
-        stream = response.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if peer and not _is_public(str(peer[0])):
-            raise _refusal(url, str(peer[0]))
-
     @contextmanager
     def stream(
         self, url: str, headers: Mapping[str, str] | None = None
@@ -124,11 +175,10 @@ class GuardedClient:
         seen: set[str] = set()
         current = url
         for _ in range(self.max_redirects + 1):
-            self._check(current)
+            check_scheme(current)  # the address is vetted as the connection is made
             seen.add(current)
             try:
                 with self._client.stream("GET", current, headers=dict(headers or {})) as response:
-                    self._check_peer(current, response)
                     location = response.headers.get("location")
                     if response.status_code in REDIRECT_CODES and location:
                         current = urljoin(current, location.strip())
@@ -137,6 +187,8 @@ class GuardedClient:
                         continue
                     yield response
                     return
+            except _Refused as refused:
+                raise _as_error(current, refused) from refused.error
             except httpx.TimeoutException as exc:
                 raise FetchError(
                     f"{current}: timed out after {self.timeout:g} s", retryable=True

@@ -27,8 +27,9 @@ from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.httpserver import LoopbackServer
 from tests.support.postgres import PostgresServer, find_bin
+from tests.support.requirements import advice, in_ci, missing, need
 from tests.support.smtpserver import SmtpServer
-from tests.support.speech import have_tools, speak
+from tests.support.speech import speak
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLIC_BASE_URL = "http://digest.example.org"  # where tests say readers reach `digest web`
@@ -47,11 +48,9 @@ def http_server() -> Iterator[LoopbackServer]:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
+    need("postgresql")
     bindir = find_bin()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL is not installed (apt-get install postgresql); scripts/test.sh installs it"
-        )
+    assert bindir is not None
     server = PostgresServer(bindir)
     yield server
     server.stop()
@@ -60,7 +59,16 @@ def pg_server() -> Iterator[PostgresServer]:
 _db_numbers = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes `store` or `db_url` runs on SQLite and on PostgreSQL, unless its
+    module says with `DATABASES = ("sqlite",)` that the database is not what it tests
+    (real transcription run twice for nothing cost the suite minutes)."""
+    if "db_url" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "DATABASES", ("sqlite", "postgres"))
+        metafunc.parametrize("db_url", backends, indirect=True)
+
+
+@pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'digest.db'}"
@@ -97,8 +105,7 @@ def make_config(tmp_path: Path) -> Any:
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     """Spoken test clips made once per session: name -> (mp3 path, the text spoken)."""
-    if not have_tools():
-        pytest.skip("espeak-ng and ffmpeg are needed (scripts/test.sh installs them)")
+    need("espeak-ng", "ffmpeg")
     folder = tmp_path_factory.mktemp("speech")
     clips = {}
     for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
@@ -152,3 +159,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         logging.getLogger("prefect").setLevel(logging.WARNING)  # no "Stopping..." to ship
         for server in list(SubprocessASGIServer._instances.values()):
             server.stop()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI a missing system package fails the run at once, naming it, instead of
+    letting the tests that need it skip while the run stays green."""
+    gone = missing()
+    if gone and in_ci():
+        pytest.exit(f"CI: {advice(gone)}", returncode=1)

@@ -218,10 +218,14 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     from digest.store import Store
 
     with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
-        for episode in store.episodes.list():
+        episodes_stored = store.episodes.list()
+        assert len(episodes_stored) == 3
+        for episode in episodes_stored:
             stored = store.transcripts.get(episode.id)
             assert stored is not None
-            for insight in store.insights.for_episode(episode.id):
+            insights = store.insights.for_episode(episode.id)
+            assert insights, f"{episode.title}: the offline backend found something to say"
+            for insight in insights:
                 assert not starts_mid_sentence(insight.text), insight.text
                 assert not dangling_opener(insight.text), insight.text
                 assert not doubtful_quote(stored.transcript, insight.start_seconds, insight.quote)

@@ -32,8 +32,9 @@ def content(make_config: Any) -> EmailContent:
     config = make_config()
     store = Store(config.database_url)
     seed_insights(store, config)
-    day = utcnow().date().isoformat()
-    items = items_for(store, config, day, utcnow(), freeze=False)
+    now = utcnow()
+    day = now.date().isoformat()
+    items = items_for(store, config, day, now, freeze=False)
     assert items
     return render_email(day, items, archive_url=f"{BASE}/archive/{day}")
 

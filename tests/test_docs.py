@@ -3,6 +3,7 @@ config examples load, links resolve, and the README stays a five-minute read."""
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -70,3 +71,44 @@ def test_defaults_quoted_in_prose_are_the_codes(doc: Path) -> None:
 def test_relative_links_resolve(doc: Path) -> None:
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
         assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+# `tests/x.py::test_name`, or `::test_name` for another test of the file named before it.
+TEST_REF = re.compile(r"(tests/[\w/]+\.py)?::(test_\w+)")
+PROMISES = [ROOT / "docs" / "security.md", ROOT / "docs" / "reliability.md"]
+
+
+def _tests_in(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def _references(text: str) -> list[tuple[str, str]]:
+    found, current = [], ""
+    for file, name in TEST_REF.findall(text):
+        current = file or current
+        assert current, f"{name}: `::{name}` with no file named before it"
+        found.append((current, name))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_test_the_docs_name_exists(doc: Path) -> None:
+    for file, name in _references(doc.read_text()):
+        path = ROOT / file
+        assert path.is_file(), f"{doc.name} names {file}, which does not exist"
+        assert name in _tests_in(path), f"{doc.name} names {file}::{name}, which does not exist"
+
+
+@pytest.mark.parametrize("doc", PROMISES, ids=lambda p: p.name)
+def test_every_promise_in_the_tables_names_its_test(doc: Path) -> None:
+    rows = [
+        line
+        for line in doc.read_text().splitlines()
+        if line.startswith("| ") and not re.match(r"\|[-| ]+\|$", line)
+    ]
+    headers = {line for line in rows if " test |" in line and "::" not in line}
+    body = [line for line in rows if line not in headers]
+    assert len(body) >= 20, "the tables are still there to check"
+    for line in body:
+        assert _references(line), f"{doc.name}: a promise without its test: {line[:80]}"

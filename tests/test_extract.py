@@ -29,6 +29,8 @@ from tests.support.fake_openai import (
 )
 from tests.support.seed import corpus_transcript
 
+DATABASES = ("sqlite",)  # the LLM path, not the database: one backend is enough
+
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
 

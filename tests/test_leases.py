@@ -9,8 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from digest.jobs.leases import Claimed, Leases, owner_id
 from digest.models import Episode
 from digest.store import Store
 from tests.support.seed import seed_transcripts
+from tests.support.waiting import wait_for
 
 
 def test_of_many_racing_takers_exactly_one_wins(store: Store) -> None:
@@ -77,31 +77,61 @@ def test_a_claim_of_a_process_that_is_gone_from_this_machine_is_free_at_once(
         pass  # another machine's process cannot be checked: its lease decides
 
 
+class Clock:
+    """A clock the test moves on, so a lease can run out without the test waiting."""
+
+    def __init__(self) -> None:
+        self.now = jobs.utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def test_the_holder_renews_its_lease_while_it_works(store: Store) -> None:
-    leases = Leases(store, lease_seconds=0.9, owner="worker-a:1")
+    clock = Clock()
+    leases = Leases(store, lease_seconds=0.9, owner="worker-a:1", clock=clock)
     with leases.hold("episode:y"):
         first = store.claims.get("episode:y")
-        time.sleep(2.0)  # more than two leases: only renewal keeps it
-        second = store.claims.get("episode:y")
-        assert first is not None and second is not None
-        assert second.expires_at > first.expires_at + timedelta(seconds=1)
-        later = jobs.utcnow()
-        taken = store.claims.take("episode:y", "worker-b:2", later, later + timedelta(seconds=9))
-        assert taken is not None and taken.owner == "worker-a:1"
+        assert first is not None and first.expires_at == clock.now + timedelta(seconds=0.9)
+        clock.now += timedelta(minutes=10)  # long past the lease: only a renewal keeps it
+        renewed = wait_for(
+            lambda: (c := store.claims.get("episode:y")) and c.expires_at > clock.now and c,
+            30,
+            "the renewer thread to extend the lease",
+            every=0.05,
+        )
+        assert renewed.owner == "worker-a:1"
+        taken = store.claims.take(
+            "episode:y", "worker-b:2", clock.now, clock.now + timedelta(seconds=9)
+        )
+        assert taken is not None and taken.owner == "worker-a:1", "still held: it was renewed"
     assert store.claims.get("episode:y") is None, "released at the end"
 
 
-class CountingSteps:
-    """Real work would transcribe; here each step only counts, to see who ran it."""
+def test_a_holder_that_stops_renewing_loses_the_claim(store: Store) -> None:
+    clock = Clock()
+    assert (
+        store.claims.take("episode:z", "dead:1", clock.now, clock.now + timedelta(seconds=90))
+        is None
+    )
+    clock.now += timedelta(seconds=91)  # nobody renewed it: the lease ran out
+    with Leases(store, 90, owner="worker-b:2", clock=clock).hold("episode:z"):
+        holder = store.claims.get("episode:z")
+        assert holder is not None and holder.owner == "worker-b:2"
 
-    def __init__(self, store: Store, pause: float = 0.0) -> None:
-        self.store = store
-        self.pause = pause
+
+class CountingSteps:
+    """Real work would transcribe; here each step counts who ran it, and holds the claim
+    until `release` is set (the other worker has been turned away), so the two really
+    overlap without a sleep standing in for it."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
         self.calls: list[str] = []
 
     def obtain(self, episode: Episode) -> jobs.ProcessResult | Path:
         self.calls.append(episode.id)
-        time.sleep(self.pause)
+        assert self.release.wait(60), "the other worker never came back"
         return jobs.ProcessResult(episode.id, episode.title, "cached")
 
     def transcribe(self, episode: Episode, media: Path) -> jobs.ProcessResult:
@@ -116,14 +146,18 @@ def test_two_workers_taking_one_episode_at_once_process_it_once(
 ) -> None:
     [episode_id, *_] = seed_transcripts(store, scripts=("kimi-k2",))
     episode = store.episodes.get(episode_id)
-    steps = [CountingSteps(store, pause=1.0), CountingSteps(store, pause=1.0)]
+    returned = [threading.Event(), threading.Event()]
+    steps = [CountingSteps(returned[1]), CountingSteps(returned[0])]  # each waits on the other
     outcomes: list[jobs.EpisodeOutcome] = []
     start = threading.Barrier(2)
 
     def worker(n: int) -> None:
         leases = Leases(store, 30, owner=f"worker-{n}:{n}")
         start.wait()
-        outcomes.append(jobs.take_episode(episode, steps[n], _no_fail, leases))
+        try:
+            outcomes.append(jobs.take_episode(episode, steps[n], _no_fail, leases))
+        finally:
+            returned[n].set()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
     for t in threads:

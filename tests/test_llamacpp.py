@@ -22,9 +22,9 @@ from digest.errors import ConfigError
 from digest.grounding import TranscriptIndex
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI, Reply, chat_handler
+from tests.support.feeds import item
 from tests.support.httpserver import LoopbackServer, Route
 from tests.support.seed import corpus_transcript, seed_transcripts
-from tests.test_process import item
 
 SENTENCES = [
     "Batteries win the grid because they answer a frequency dip in milliseconds.",
@@ -104,6 +104,9 @@ def test_the_openai_path_against_llama_cpp_grounds_what_it_keeps_and_counts_toke
     store, _, result = extract_one(config, "kimi-k2")
     assert result.outcome == "extracted", result.error  # the json_schema answer parsed
     index = TranscriptIndex(corpus_transcript("kimi-k2"))
+    # The tiny model keeps one of eight here (greedy, this CPU); what matters is that it
+    # answered, and that whatever is kept is really in the transcript.
+    assert result.insights or result.dropped, "the model answered with insights"
     for insight in result.insights:  # whatever is kept is really in the transcript
         assert index.locate(insight.quote, 0.85) is not None
     invented = [

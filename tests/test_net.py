@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import Any
 
 import pytest
 
 from digest import net
-from digest.errors import BlockedURL, FetchError
+from digest.errors import BlockedURL, FetchError, TooLarge
 from digest.net import GuardedClient, check_public_host, check_scheme, read_capped
 from tests.support.httpserver import LoopbackServer, Route
 
@@ -106,6 +108,91 @@ def test_redirect_loops_and_chains_end_with_an_error(http_server: LoopbackServer
             client.stream(http_server.url("/hop0")),
         ):
             pass
+
+
+PUBLIC = "93.184.215.14"  # a global address; nothing answers it on this closed network
+
+
+class Resolver:
+    """A resolver we control, in place of the system's for one name: it answers each
+    lookup of `name` with the next list of addresses (DNS rebinding when the first is
+    public and a later one private); every other name resolves as usual."""
+
+    def __init__(self, name: str, *answers: list[str]) -> None:
+        self.name, self.answers, self.lookups = name, list(answers), 0
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != self.name:
+            return self.real(host, port, *args, **kwargs)
+        addresses = self.answers[min(self.lookups, len(self.answers) - 1)]
+        self.lookups += 1
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port or 80)))
+            for address in addresses
+        ]
+
+
+def test_dns_rebinding_never_reaches_the_private_address(
+    http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name answers a public address to the first lookup and this loopback server
+    to every later one: whatever the client does, the loopback server gets nothing."""
+    http_server.routes["/secret"] = Route(b"internal data")
+    resolver = Resolver("rebind.example", [PUBLIC], ["127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = f"http://rebind.example:{http_server.port}/secret"
+    with GuardedClient(allow_private=False, timeout=2) as client, pytest.raises(FetchError):  # noqa: SIM117
+        with client.stream(url):
+            pass
+    assert resolver.lookups >= 1
+    assert http_server.requests == [], "the private server received no request"
+
+
+def test_a_redirect_to_a_rebinding_name_is_vetted_too(
+    http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(net, "_is_public", lambda address: address in (PUBLIC, "127.0.0.1"))
+    resolver = Resolver("rebind.example", ["127.0.0.2"])  # private, after a public first hop
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    http_server.routes["/feed"] = Route(redirect=f"http://rebind.example:{http_server.port}/in")
+    with (
+        GuardedClient(allow_private=False, timeout=2) as client,
+        pytest.raises(BlockedURL, match=r"127\.0\.0\.2"),
+        client.stream(http_server.url("/feed")),
+    ):
+        pass
+    assert [r.path for r in http_server.requests] == ["/feed"]
+
+
+def test_a_name_with_a_private_address_among_public_ones_is_refused(
+    http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver = Resolver("mixed.example", [PUBLIC, "127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    http_server.routes["/x"] = Route(b"internal")
+    with (
+        GuardedClient(allow_private=False, timeout=2) as client,
+        pytest.raises(BlockedURL, match=r"127\.0\.0\.1"),
+        client.stream(f"http://mixed.example:{http_server.port}/x"),
+    ):
+        pass
+    assert http_server.requests == []
+
+
+def test_a_body_without_a_length_is_cut_at_the_cap_as_it_streams(
+    http_server: LoopbackServer,
+) -> None:
+    """Chunked, so no Content-Length announces the size: the running count stops it."""
+    http_server.routes["/endless"] = Route(b"z" * 65536, chunked=True, repeat=2000)  # 131 MB
+    with (
+        GuardedClient(allow_private=True, timeout=10) as client,
+        client.stream(http_server.url("/endless")) as r,
+        pytest.raises(TooLarge, match="more than the 1,000,000-byte limit"),
+    ):
+        assert "content-length" not in r.headers
+        read_capped(r, max_bytes=1_000_000, deadline=time.monotonic() + 10, url="u")
+    assert http_server.bytes_sent < 8_000_000, "it stopped reading: at most socket buffers more"
 
 
 def test_size_cap_stops_reading(http_server: LoopbackServer) -> None:

@@ -5,6 +5,7 @@ retries fire for network faults, and only for them."""
 from __future__ import annotations
 
 import resource
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,10 +22,13 @@ from digest.errors import FetchError
 from digest.jobs.poll import feed_client
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.feeds import item
 from tests.support.httpserver import LoopbackServer, Route
+from tests.support.ports import bound_socket, port_of, rebind
 from tests.support.seed import seed_insights
-from tests.support.smtpserver import SmtpServer, free_port
-from tests.test_process import item
+from tests.support.smtpserver import SmtpServer
+
+DATABASES = ("sqlite",)  # the CLI and flows agreeing, not the database: one backend is enough
 
 Clips = dict[str, tuple[Path, str]]
 READER = "reader@example.org"
@@ -87,10 +91,11 @@ def test_network_faults_are_retryable_and_refusals_of_the_item_are_not(
     http_server: LoopbackServer, make_config: Any
 ) -> None:
     config = make_config()
+    refused = bound_socket()  # held, never listening, for the whole test
     http_server.routes["/busy.xml"] = Route(status=429)
     http_server.routes["/gone.xml"] = Route(status=410)
     cases = {
-        f"http://127.0.0.1:{free_port()}/feed.xml": True,  # connection refused
+        f"http://127.0.0.1:{port_of(refused)}/feed.xml": True,  # connection refused
         http_server.url("/busy.xml"): True,
         http_server.url("/gone.xml"): False,
     }
@@ -123,9 +128,13 @@ class World:
 
     def __init__(self, http: LoopbackServer, smtp: SmtpServer, llm: FakeOpenAI, audio: bytes):
         self.http, self.smtp, self.llm, self.audio = http, smtp, llm, audio
-        self.refusing_port = free_port()
+        # Bound, never listening, while the world lasts: connections are refused, and no
+        # other process's server can take the ports meanwhile.
+        self.refusing: socket.socket | None = bound_socket()
+        self.refusing_port = port_of(self.refusing)
         self.refusing_feed = f"http://127.0.0.1:{self.refusing_port}/feed.xml"
-        self.dead_llm = f"http://127.0.0.1:{free_port()}/v1"
+        self.dead = bound_socket()
+        self.dead_llm = f"http://127.0.0.1:{port_of(self.dead)}/v1"
         self.late: LoopbackServer | None = None
         transcript = " ".join(["Pricing power comes from switching costs."] * 9)
         http.routes["/t.txt"] = Route(transcript.encode(), content_type="text/plain")
@@ -146,9 +155,13 @@ class World:
             if self.late:
                 self.late.close()
                 self.late = None
+                self.refusing = rebind(self.refusing_port)  # None: it refuses unbound
             return
         self.smtp.mailbox.refuse.pop(READER, None)
-        self.late = LoopbackServer(port=self.refusing_port)
+        sock = self.refusing or rebind(self.refusing_port, seconds=30)
+        assert sock is not None, f"port {self.refusing_port} was taken"
+        self.late = LoopbackServer(sock=sock)
+        self.refusing = None
         late_text = " ".join(["Latency budgets decide architecture."] * 9)
         self.late.routes["/t.txt"] = Route(late_text.encode(), content_type="text/plain")
         transcript = (self.late.url("/t.txt"), "text/plain")

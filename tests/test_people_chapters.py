@@ -11,6 +11,8 @@ from email.policy import default
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
+
 from digest import jobs
 from digest.extractive import extract_passages
 from digest.models import Segment, Transcript
@@ -116,10 +118,20 @@ def test_a_named_guest_is_credited_and_the_email_shows_the_chapter(
     assert http_server.count("/chapters.json") == 1, "chapters are fetched once, then cached"
 
 
+@pytest.mark.parametrize(
+    "chapters",
+    [
+        Route(status=500),
+        # Valid chapters padded past the 1 MiB cap, without a length: read, they would
+        # name a chapter; the running count stops them first.
+        Route(json.dumps(CHAPTERS).encode() + b" " * (2 * 2**20), chunked=True),
+    ],
+    ids=["server-error", "over-1-MiB"],
+)
 def test_a_chapters_file_that_fails_never_fails_the_episode(
-    http_server: LoopbackServer, make_config: Any, fake_openai: FakeOpenAI
+    http_server: LoopbackServer, make_config: Any, fake_openai: FakeOpenAI, chapters: Route
 ) -> None:
-    _, store, outcome = world(http_server, make_config, fake_openai, Route(status=500))
+    _, store, outcome = world(http_server, make_config, fake_openai, chapters)
     assert outcome.outcome == "completed"
     [insight] = outcome.extract.insights
     assert insight.chapter is None and GUEST in insight.text

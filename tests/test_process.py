@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
-from datetime import timedelta
-from email.utils import format_datetime
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +18,20 @@ from digest.config import Config
 from digest.jobs.process import Processor
 from digest.store import Store
 from digest.wer import word_error_rate
+from tests.support.captions import JSON, SRT, VTT
+from tests.support.feeds import item, serve_feed
 from tests.support.httpserver import LoopbackServer, Route
-from tests.test_captions import JSON, SRT, VTT
+from tests.support.processes import WorkerWatch, alive, whisper_workers
+from tests.support.speech import WER_BOUND
+from tests.support.waiting import wait_for
+
+DATABASES = ("sqlite",)  # audio to transcripts, not the database: one backend is enough
 
 # tiny.en on espeak-ng speech measured 0.10-0.17 WER on this machine class (2 cores,
 # int8, beam 5), windowed or not. 0.30 leaves room for decoder differences between
 # CPUs while still failing on any real fault: wrong sample rate, lost windows, or
 # doubled segments all push WER far above 0.5.
-WER_BOUND = 0.30
 Clips = dict[str, tuple[Path, str]]
-
-
-def item(n: int, *, audio: str = "", transcript: tuple[str, str] | None = None) -> str:
-    published = format_datetime(jobs.utcnow() - timedelta(hours=n))
-    parts = [f"<item><title>Episode {n}</title><guid>ep-{n}</guid><pubDate>{published}</pubDate>"]
-    if audio:
-        parts.append(f'<enclosure url="{audio}" type="audio/mpeg"/>')
-    if transcript:
-        parts.append(f'<podcast:transcript url="{transcript[0]}" type="{transcript[1]}"/>')
-    return "".join(parts) + "</item>"
-
-
-def serve_feed(server: LoopbackServer, store: Store, items: list[str]) -> None:
-    xml = (
-        '<rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"><channel>'
-        "<title>Test Show</title>" + "".join(items) + "</channel></rss>"
-    )
-    server.routes["/feed.xml"] = Route(xml.encode())
-    store.feeds.add(server.url("/feed.xml"), jobs.utcnow())
 
 
 def process_all(store: Store, config: Config, **kw: Any) -> dict[str, Any]:
@@ -236,6 +223,50 @@ def test_a_transcription_timeout_stops_the_worker_and_fails_the_episode(
     )
     serve_feed(http_server, store, [item(1, audio=http_server.url("/1.mp3"))])
     config = make_config(transcription={"timeout_seconds": 1})
-    [result] = process_all(store, config).values()
+    jobs.poll_feeds(store, config)
+    [episode] = store.episodes.processable(max_attempts=3)
+    with Processor(store, config) as processor:
+        with WorkerWatch(os.getpid()) as watch:
+            result = processor.process(episode)
+        running = [pid for pid in watch.seen if alive(pid)]  # before the Processor closes
     assert result.outcome == "failed"
     assert "stopped after the 1 s timeout" in (result.error or "")
+    assert watch.seen, "a Whisper worker was started"
+    assert running == [], "the timeout itself stopped the worker, not the clean-up after"
+
+
+def test_a_whisper_worker_that_dies_fails_its_episode_and_the_next_goes_on(
+    store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
+) -> None:
+    """A crash inside the decoder (here: SIGKILL, the worst kind) costs one episode."""
+    for n, name in enumerate(("compression", "matrix"), start=1):
+        http_server.routes[f"/{n}.mp3"] = Route(
+            speech[name][0].read_bytes(), content_type="audio/mpeg"
+        )
+    serve_feed(http_server, store, [item(n, audio=http_server.url(f"/{n}.mp3")) for n in (1, 2)])
+    config = make_config()
+    jobs.poll_feeds(store, config)
+    first, second = sorted(store.episodes.processable(max_attempts=3), key=lambda e: e.title)
+    killed: list[int] = []
+
+    before = set(whisper_workers(os.getpid()))  # a flow run in this process keeps its own
+
+    def kill_the_first_worker() -> None:
+        def new() -> list[int]:
+            return [p for p in whisper_workers(os.getpid()) if p not in before]
+
+        pid = wait_for(new, 120, "this test's Whisper worker", every=0.02)[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_first_worker)
+    with Processor(store, config) as processor:
+        killer.start()
+        crashed = processor.process(first)
+        killer.join()
+        after = processor.process(second)
+    assert killed, "the worker was killed"
+    assert crashed.outcome == "failed"
+    assert "the transcription process died" in (crashed.error or ""), crashed.error
+    assert after.outcome == "transcribed", "a new worker took the next episode"
+    assert store.episodes.get(first.id).status == "failed"

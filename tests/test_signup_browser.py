@@ -19,9 +19,11 @@ from digest.jobs import send_digests
 from digest.store import Store
 from tests.conftest import PUBLIC_BASE_URL
 from tests.support.browser import webdriver_session
+from tests.support.ports import bound_socket
+from tests.support.requirements import need
 from tests.support.seed import SCRIPTS, seed_insights
 from tests.support.smtpserver import Mailbox, SmtpServer
-from tests.support.web import loopback_socket, serve_web
+from tests.support.web import serve_web
 
 pytestmark = pytest.mark.slow
 READER = "story.reader@example.org"
@@ -55,7 +57,8 @@ def shows_in(message: EmailMessage) -> set[str]:
 def test_sign_up_confirm_receive_and_change_shows_in_a_browser(
     make_config: Any, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
-    sock = loopback_socket()
+    need("chromium", "chromium-driver")
+    sock = bound_socket()
     base = PUBLIC_BASE_URL  # what the mail says; the browser resolves it to the site
     site = {"digest.example.org": f"127.0.0.1:{sock.getsockname()[1]}"}
     config = make_config(smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from digest.errors import ConfigError, TranscriptError
@@ -49,9 +51,26 @@ def test_windows_are_uploaded_as_wav_and_segments_shifted_to_episode_time(
     assert transcript.duration == pytest.approx(sum(uploaded), abs=0.01)
 
 
-def test_uploads_stay_under_the_25_mib_limit(make_config: Any, fake_openai: FakeOpenAI) -> None:
+def test_uploads_stay_under_the_25_mib_limit(
+    make_config: Any, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A 20-minute episode, with an hour asked for per window: each upload still fits the
+    API's 25 MiB, so the file goes up in pieces."""
+    long = tmp_path / "long.wav"
+    rate = 8000  # a tone, quick to write and to decode; the engine resamples to 16 kHz
+    tone = (8000 * np.sin(np.arange(1200 * rate) * (2 * np.pi * 300 / rate))).astype("<i2")
+    with wave.open(str(long), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(tone.tobytes())
     options = hosted(make_config, fake_openai, window_seconds=3600)
-    assert options.window_seconds * 16_000 * 2 < 25 * 1024 * 1024
+    transcript = transcribe_file(long, options, HostedEngine(options))
+    uploads = [c.form["file"] for c in fake_openai.calls_to("/v1/audio/transcriptions")]
+    assert len(uploads) == 2, "20 minutes in two windows"
+    assert all(len(u) < 25 * 1024 * 1024 for u in uploads), [len(u) for u in uploads]
+    assert sum(wav_seconds(u) for u in uploads) == pytest.approx(1200, abs=1)
+    assert transcript.duration == pytest.approx(1200, abs=1)
 
 
 def test_rate_limits_and_server_errors_are_retried(

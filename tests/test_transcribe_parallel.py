@@ -9,7 +9,6 @@ called concurrently, and the real engine's words survive the split.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from digest.transcribe import (
     window_seconds,
 )
 from digest.wer import word_error_rate
-from tests.test_process import WER_BOUND
+from tests.support.speech import WER_BOUND
 
 Clips = dict[str, tuple[Path, str]]
 
@@ -40,17 +39,21 @@ class RecordingEngine:
         self.concurrent = concurrent
         self.active = 0
         self.most_at_once = 0
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
 
     def transcribe(self, pcm: PCM, progress: Progress) -> tuple[list[Segment], str]:
-        with self.lock:
+        with self.changed:
             self.active += 1
             self.most_at_once = max(self.most_at_once, self.active)
-        time.sleep(0.2)  # long enough for a second window to start alongside
+            self.changed.notify_all()
+            # Thread-safe: hold this window until a second has started beside it, so the
+            # overlap is seen, not hoped for. Not thread-safe: give a second window that
+            # was wrongly started a moment to show itself.
+            self.changed.wait_for(lambda: self.most_at_once >= 2, 30 if self.concurrent else 0.5)
         seconds = len(pcm) / SAMPLE_RATE
         progress(seconds / 2)
         progress(seconds)
-        with self.lock:
+        with self.changed:
             self.active -= 1
         return [Segment(0.0, seconds, f"window of {seconds:.3f} s")], "en"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,13 @@ from digest.jobs.clock import utcnow
 from digest.jobs.send import items_for, send_digests
 from digest.render import render_email
 from digest.store import Store
-from tests.support.browser import CHROMIUM, chromium
+from tests.support.browser import chromium
+from tests.support.requirements import need
 from tests.support.seed import seed_insights
+from tests.support.waiting import wait_for
 from tests.support.web import serve_web
+
+DATABASES = ("sqlite",)  # pages and mail layout, not the database: one backend is enough
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -126,12 +131,10 @@ document.getElementById('email').addEventListener('load', (event) => {
 </script></body></html>"""
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is needed; scripts/test.sh installs it"
-)
 def test_the_email_fits_a_phone_screen_in_chromium(
     store: Store, make_config: Any, tmp_path: Path
 ) -> None:
+    need("chromium")
     config = make_config()
     seed_insights(store, config, show="A show with an extraordinarily long name that goes on " * 3)
     items = items_for(store, config, "2026-11-23", NOW, freeze=False)
@@ -155,37 +158,38 @@ def test_the_email_fits_a_phone_screen_in_chromium(
 
 
 def test_the_digest_web_command_serves_with_uvicorn(make_config: Any, tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
-    import time
 
-    from tests.support.web import loopback_socket
-
-    sock = loopback_socket()
-    port = sock.getsockname()[1]
-    sock.close()
     config = tmp_path / "digest.toml"
-    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[web]\nport = {port}\n')
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "--config", str(config), "web"],
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    server = subprocess.Popen(  # port 0: the command binds a free port and says which
+        [sys.executable, "-m", "digest.cli", "--config", str(config), "web", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert server.stdout is not None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/subscribe")
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and server.poll() is None, "did not start"
-                time.sleep(0.2)
+        first = server.stdout.readline()  # printed once the socket is bound
+        found = re.match(r"Serving on http://127\.0\.0\.1:(\d+) ", first)
+        assert found, first
+        port = int(found.group(1))
+        page = wait_for(lambda: answer(f"http://127.0.0.1:{port}/subscribe"), 60, "the site")
         assert page.status_code == 200 and 'name="email"' in page.text
         assert "server" not in page.headers, "no server banner"
     finally:
         server.terminate()
-        output = server.communicate(timeout=30)[0]
-    assert f"Serving on http://127.0.0.1:{port}" in output
+        output = first + server.communicate(timeout=30)[0]
     assert "Pages and emails link to http://localhost:8025 ([web] base_url)" in output
     assert "/subscribe" not in output, "no access log: paths carry subscribers' tokens"
+
+
+def answer(url: str) -> httpx.Response | None:
+    """The page, or None while the server is not accepting yet."""
+    try:
+        return httpx.get(url)
+    except httpx.ConnectError:
+        return None

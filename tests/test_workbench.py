@@ -23,6 +23,8 @@ from digest.templating import templates_root
 from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
 from tests.support.seed import corpus_transcript
 
+DATABASES = ("sqlite",)  # prompts, not the database: one backend is enough
+
 SHIPPED = (templates_root() / "prompts" / "insights.j2").read_text()
 EVAL = templates_root() / "eval"
 

@@ -77,7 +77,7 @@ def status(app: App, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--host", help="Listen address (default: [web] host).")
-@click.option("--port", type=int, help="Port (default: [web] port).")
+@click.option("--port", type=int, help="Port (default: [web] port; 0: any free port).")
 @click.pass_obj
 def web(app: App, host: str | None, port: int | None) -> None:
     """Serve sign-up, subscription pages, one-click unsubscribe and the public archive."""
@@ -89,12 +89,15 @@ def web(app: App, host: str | None, port: int | None) -> None:
     config = app.config
     check_mail_links(config)  # its confirmation emails carry links too
     settings = config.web
-    host, port = host or settings.host, port or settings.port
-    console.print(f"Serving on http://{host}:{port} (Ctrl-C stops)")
-    console.print(f"Pages and emails link to {esc(settings.base_url)} (\\[web] base_url)")
-    uvicorn.Server(
+    host, port = host or settings.host, settings.port if port is None else port
+    server = uvicorn.Server(
         server_config(create_app(app.store, config), settings, host=host, port=port)
-    ).run()
+    )
+    sock = server.config.bind_socket()  # bound here, so the line below names the real port
+    bound = sock.getsockname()[1]  # (--port 0: one the system chose)
+    console.print(f"Serving on http://{host}:{bound} (Ctrl-C stops)")
+    console.print(f"Pages and emails link to {esc(settings.base_url)} (\\[web] base_url)")
+    server.run(sockets=[sock])
 
 
 # ---------------------------------------------------------------- models

@@ -14,10 +14,10 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from digest.errors import DigestError
 from digest.jobs.clock import utcnow
@@ -64,11 +64,12 @@ class Leases:
     store: Store
     lease_seconds: float
     owner: str = field(default_factory=holder_id)
+    clock: Callable[[], datetime] = utcnow  # what time it is (tests move it on)
 
     @contextmanager
     def hold(self, name: str) -> Iterator[None]:
         """Hold the claim `name` for the duration, or raise Claimed naming the holder."""
-        now = utcnow()
+        now = self.clock()
         lease = timedelta(seconds=self.lease_seconds)
         holder = self.store.claims.take(name, self.owner, now, now + lease, dead=dead_here)
         if holder is not None:
@@ -91,7 +92,7 @@ class Leases:
     def _renew(self, name: str, lease: timedelta, stop: threading.Event) -> None:
         while not stop.wait(self.lease_seconds / 3):
             try:
-                if not self.store.claims.renew(name, self.owner, utcnow() + lease):
+                if not self.store.claims.renew(name, self.owner, self.clock() + lease):
                     log.warning("lost the claim on %s: its lease ran out", name)
                     return
             except Exception as exc:  # the database may be restarting: try again later

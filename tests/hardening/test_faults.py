@@ -20,11 +20,12 @@ from digest.jobs.insights import Extractor
 from digest.jobs.process import Processor
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.feeds import item, serve_feed
 from tests.support.httpserver import LoopbackServer, Route
+from tests.support.ports import bound_socket, port_of
 from tests.support.postgres import PostgresServer
 from tests.support.seed import CORPUS, seed_insights, seed_transcripts
-from tests.support.smtpserver import SmtpServer, free_port
-from tests.test_process import item, serve_feed
+from tests.support.smtpserver import SmtpServer
 
 Clips = dict[str, tuple[Path, str]]
 
@@ -95,8 +96,9 @@ def test_an_llm_outage_leaves_episodes_waiting_and_the_digest_still_goes_out(
     make_config: Any, fake_openai: FakeOpenAI, smtp_server: SmtpServer
 ) -> None:
     smtp = {"host": "127.0.0.1", "port": smtp_server.port, "security": "none"}
+    dead = bound_socket()  # held, never listening: the endpoint refuses connections
     down: Config = make_config(
-        extraction={"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        extraction={"backend": "openai", "base_url": f"http://127.0.0.1:{port_of(dead)}/v1",
                     "max_retries": 1, "timeout_seconds": 2},
         smtp=smtp,
     )  # fmt: skip
@@ -186,7 +188,8 @@ def test_digest_run_with_the_llm_down_reports_waiting_and_the_next_run_catches_u
             env=prefect_server.env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
 
-    dead = f"http://127.0.0.1:{free_port()}/v1"
+    refusing = bound_socket()  # held, never listening, across the runs below
+    dead = f"http://127.0.0.1:{port_of(refusing)}/v1"
     assert digest(dead, "init", "--sample").returncode == 0
     down = digest(dead, "run")
     assert down.returncode == 0, down.stderr[-2000:]

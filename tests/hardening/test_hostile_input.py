@@ -179,9 +179,9 @@ def test_every_hostile_item_fails_alone_and_the_good_show_is_delivered_once(
         "bomb": "entit",
         "xxe": "entit",
         "huge": "limit",
-        "slow": "",
+        "slow": "still sending at the deadline",
         "loop-a": "redirect loop",
-        "page": "",
+        "page": "this is an html page",
     }
     for name, words in expected_feed_errors.items():
         result = polled[feeds[name]]
@@ -189,7 +189,9 @@ def test_every_hostile_item_fails_alone_and_the_good_show_is_delivered_once(
         assert feeds[name] in (result.error or ""), f"{name}: the error names the feed"
         assert words in (result.error or "").lower(), (name, result.error)
     assert polled[feeds["good"]].outcome == polled[feeds["media"]].outcome == "updated"
-    assert server.bytes_sent < 200 * 2**20, "the 500 MB feed was cut off at the size cap"
+    # docs/reliability.md: refused from its Content-Length, at most 4 MB crosses loopback
+    # (what the socket buffers took before the client hung up; 1 to 3 MB measured).
+    assert server.bytes_sent <= 4 * 2**20, "the 500 MB feed was refused from its length"
 
     with Processor(store, config) as processor:
         processed = {

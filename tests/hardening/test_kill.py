@@ -3,8 +3,9 @@
 One state, one sequence of real `digest run` processes against the session's Prefect
 server: killed while downloading, while Whisper runs, while the LLM answers, and in
 the middle of sending a batch; then a last run that must finish the job. Afterwards
-every episode holds exactly one transcript and every subscriber got exactly one
-message (the single message in flight at the kill may arrive twice, under the same
+every episode was transcribed once (each enclosure crossed the network whole once:
+a second transcription would need a second download) and every subscriber got
+exactly one message (the single message in flight at the kill may arrive twice, under the same
 Message-ID, which receiving servers use to drop the copy: SMTP offers nothing
 stronger, as docs/reliability.md explains).
 """
@@ -23,35 +24,17 @@ import httpx
 import pytest
 
 from digest import jobs
-from digest.cli.children import descendants
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.feeds import item, serve_feed
 from tests.support.httpserver import LoopbackServer, Route
 from tests.support.prefect_server import PrefectServer
+from tests.support.processes import alive, whisper_workers
 from tests.support.smtpserver import SmtpServer
-from tests.test_process import item, serve_feed
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 SUBSCRIBERS = [f"reader{n}@example.org" for n in range(6)]
-
-
-def whisper_workers(root: int) -> list[int]:
-    """Whisper worker processes below `root` (only this test's: others may run alongside)."""
-    pids = []
-    for pid in descendants(root):
-        try:
-            if b"digest.whisper_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-        except OSError:
-            continue
-    return pids
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class Runs:
@@ -136,8 +119,7 @@ def test_killed_runs_resume_and_nothing_is_lost_or_doubled(
         return bool(seen)
 
     runs.kill_when(transcribing, "transcription")
-    time.sleep(0.5)
-    assert not any(alive(pid) for pid in seen), "the worker died with its run"
+    wait_for(lambda: not any(alive(pid) for pid in seen), 30, "the worker to die with its run")
     # A local run holds the state directory's lock, never a cluster `whisper` slot: a
     # slot held by a killed run stays taken (forever, in ephemeral mode) and wedges
     # every later run. This was a real hang before the fix.
@@ -161,14 +143,19 @@ def test_killed_runs_resume_and_nothing_is_lost_or_doubled(
 
     with Store(f"sqlite:///{state / 'digest.db'}") as store:
         episodes = store.episodes.list()
+        assert len(episodes) == len(audio)
         assert {e.status for e in episodes} == {"extracted"}, [(e.title, e.error) for e in episodes]
         for e in episodes:
             assert store.transcripts.get(e.id) is not None
         assert not list(media.glob("*.part"))
-        delivered = {
-            d.subscriber_id: d for d in store.digests.deliveries(jobs.utcnow().date().isoformat())
-        }
+        [day] = store.digests.dates()  # the send's own date, whatever the clock says now
+        delivered = {d.subscriber_id: d for d in store.digests.deliveries(day)}
         assert {d.status for d in delivered.values()} == {"sent"} and len(delivered) == 6
+    # Transcribed once: media is deleted after transcription, so a second one would have
+    # fetched the file whole again. The download killed in step 1 resumed with Range.
+    for name in audio:
+        whole = [r for r in http_server.seen(f"/{name}.mp3") if "range" not in r.headers]
+        assert len(whole) == 1, f"{name}.mp3 fetched whole {len(whole)} times"
     per_reader: dict[str, set[str]] = {}
     for message in smtp_server.mailbox.messages:
         per_reader.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))

@@ -20,7 +20,7 @@ from digest.jobs.send import send_digests
 from digest.store import Store, redact
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.seed import seed_insights, seed_transcripts
-from tests.support.web import serve_web
+from tests.support.web import raw_request, serve_web
 
 ROOT = Path(__file__).parent.parent.parent
 CANARY_KEY = "sk-canary-0123456789abcdef"
@@ -86,15 +86,34 @@ def test_unsubscribe_tokens_are_unguessable_and_only_work_for_their_owner(site: 
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/subscribers", "/subscription/", "/archive/../../etc/passwd", "/state/digest.db"],
+    [
+        "/",
+        "/subscribers",
+        "/subscription/",
+        "/state/digest.db",
+        # Sent as written (raw bytes: a client library would resolve the dots away first).
+        "/archive/../../etc/passwd",
+        "/archive/../state/digest.db",
+        "/archive/%2e%2e/%2e%2e/etc/passwd",
+        "/archive/..%2f..%2fetc%2fpasswd",
+        "/archive/%2E%2E%2F%2E%2E%2Fstate%2Fdigest.db",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/confirm/..%2F..%2Fstate%2Fdigest.db",
+        "/archive/..\\..\\etc\\passwd",
+        "/archive/2026-12-01/../../../etc/passwd",
+    ],
 )
 def test_the_web_endpoint_lists_no_one_and_serves_no_files(site: Any, path: str) -> None:
     _store, base = site
-    response = httpx.get(base + path)
-    assert response.status_code in (200, 404)
+    target = path.encode()
+    answer = raw_request(base, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.status in (200, 404), answer
+    text = answer.body.decode("utf-8", "replace")
     for address in ("alice@example.org", "bob@example.org"):
-        assert address not in response.text
-    assert "SQLite" not in response.text and "root:" not in response.text
+        assert address not in text
+    assert "SQLite" not in text and "root:" not in text
+    if ".." in path or "%2" in path.lower():
+        assert answer.status == 404, "a path with dots names no file"
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from digest.store.schema import signups
 from tests.support.seed import seed_insights
 from tests.support.web import form_token, serve_web
 
+DATABASES = ("sqlite",)  # the form under attack, not the database: one backend is enough
+
 
 @pytest.fixture
 def site(make_config: Any, tmp_path: Any) -> Iterator[tuple[Store, Any, str]]:

@@ -26,6 +26,8 @@ from digest.store.subscriber_repo import new_token
 from digest.web import csrf
 from tests.support.web import form_token, serve_web
 
+DATABASES = ("sqlite",)  # pages and fields, not the database: one backend is enough
+
 pytestmark = pytest.mark.hardening
 CONFIRM = re.compile(r"/confirm/([A-Za-z0-9_-]+)")
 

@@ -20,6 +20,8 @@ from digest.store import Store
 from digest.web.guard import MAX_BODY
 from tests.support.web import form_token, raw_request, read_answer, serve_web
 
+DATABASES = ("sqlite",)  # HTTP, not the database: one backend is enough
+
 pytestmark = pytest.mark.hardening
 HOSTILE_HOST = "evil.example"
 

@@ -11,27 +11,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from digest.cli.children import descendants
 from tests.support.prefect_server import PrefectServer
+from tests.support.processes import whisper_workers
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 DIGEST = str(Path(sys.executable).with_name("digest"))
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], seconds: float, what: str, *, every: float = 0.5) -> T:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
 
 
 class Cluster:
@@ -83,14 +73,7 @@ class Cluster:
 
     def transcribing(self) -> list[str]:
         """Workers with a Whisper process below them: it runs only inside a `whisper` slot."""
-        busy = []
-        for name, worker in self.workers.items():
-            for pid in descendants(worker.pid):
-                with contextlib.suppress(OSError):
-                    if b"digest.whisper_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        busy.append(name)
-                        break
-        return busy
+        return [name for name, worker in self.workers.items() if whisper_workers(worker.pid)]
 
     def stop(self) -> None:
         """Stop every worker at once: each waited for in turn took 20 s of the suite."""

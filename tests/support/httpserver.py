@@ -6,6 +6,7 @@ really sent (If-None-Match, User-Agent) and that a refused URL was never request
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Route:
     repeat: int = 1  # the body this many times over, streamed (a 500 MB "feed" in 1 MB)
     drop_first: int = 0  # hang up on this many requests without a byte of answer
     status_first: tuple[int, int] | None = None  # (status, count): answer it this many times
+    chunked: bool = False  # no Content-Length: the body in chunks, its size unknown upfront
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Seen:
 
 
 class LoopbackServer:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        """On a new ephemeral port, or on `sock` (bound, not listening) when given."""
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self.bytes_sent = 0  # response bodies, for benchmarks that report transfer
@@ -61,7 +64,13 @@ class LoopbackServer:
                 pass  # clients hanging up mid-body is what several tests are about
 
         self.closed = threading.Event()
-        self.httpd = Server(("127.0.0.1", port), Handler)
+        if sock is None:
+            self.httpd = Server(("127.0.0.1", 0), Handler)
+        else:  # the socket a caller held (refusing connections) until now
+            self.httpd = Server(sock.getsockname(), Handler, bind_and_activate=False)
+            self.httpd.socket.close()
+            self.httpd.socket = sock
+            self.httpd.server_activate()
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
@@ -132,7 +141,7 @@ class LoopbackServer:
             h.wfile.flush()
             h.close_connection = True
             return None
-        if route.repeat > 1:
+        if route.repeat > 1 or route.chunked:
             return self._stream_repeated(h, route)
         with self._lock:
             self.bytes_sent += len(route.body)
@@ -144,12 +153,20 @@ class LoopbackServer:
         try:
             h.send_response(route.status)
             h.send_header("Content-Type", route.content_type)
-            h.send_header("Content-Length", str(len(route.body) * route.repeat))
+            if route.chunked:
+                h.send_header("Transfer-Encoding", "chunked")
+            else:
+                h.send_header("Content-Length", str(len(route.body) * route.repeat))
             h.end_headers()
             for _ in range(route.repeat):
-                h.wfile.write(route.body)
+                if route.chunked:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(route.body), route.body))
+                else:
+                    h.wfile.write(route.body)
                 with self._lock:
                     self.bytes_sent += len(route.body)
+            if route.chunked:
+                h.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading at its cap, as it should
 

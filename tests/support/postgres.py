@@ -6,10 +6,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.support.ports import unused_port
 
 
 def find_bin() -> Path | None:
@@ -20,12 +21,6 @@ def find_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """initdb + pg_ctl in a temp dir, trust auth on 127.0.0.1 only; stop() removes it."""
 
@@ -33,14 +28,21 @@ class PostgresServer:
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="digest-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = unused_port()
         self._as: list[str] = []
         if os.geteuid() == 0:  # initdb refuses to run as root
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self.start()
+        for attempt in range(5):  # the port may be taken before the server binds it
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 4 or "could not bind" not in self.server_log():
+                    raise
+                self.port = unused_port()
 
     def start(self) -> None:
         # -l: the server's output goes to a file, never to a pipe we would wait on.
@@ -48,6 +50,10 @@ class PostgresServer:
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start"
         )
+
+    def server_log(self) -> str:
+        log = self.root / "log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run([*self._as, str(self.bindir / tool), *args], check=True, capture_output=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import unused_port
 from tests.support.postgres import PostgresServer
-from tests.support.smtpserver import free_port
 
 
 def postgres_database(postgres: PostgresServer, name: str = "prefect") -> str:
@@ -26,23 +26,37 @@ LEASES_ON_DISK = {
 }
 
 
+class PortTaken(RuntimeError):
+    """The server could not have its port (exited, or another server answers there)."""
+
+
 class PrefectServer:
     def __init__(self, home: Path, database_url: str, **extra_env: str) -> None:
-        self.port = free_port()
+        self.home = home
+        self.log = (home / "server.log").open("ab")
+        for attempt in range(5):  # the port it was given may be taken before it binds
+            self._at(unused_port(), database_url, extra_env)
+            try:
+                self.start()
+                return
+            except PortTaken:
+                if attempt == 4:
+                    raise
+
+    def _at(self, port: int, database_url: str, extra_env: dict[str, str]) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}/api"
         self.env = {
             **os.environ,
-            "PREFECT_HOME": str(home),
+            "PREFECT_HOME": str(self.home),
             "PREFECT_API_URL": self.api,
             "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOCAL_STORAGE_PATH": str(home / "results"),
+            "PREFECT_LOCAL_STORAGE_PATH": str(self.home / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
             **extra_env,
         }
-        self.log = (home / "server.log").open("ab")
-        self.start()
 
     def start(self) -> None:
         prefect = Path(sys.executable).with_name("prefect")
@@ -68,15 +82,21 @@ class PrefectServer:
             self.process.wait()
 
     def _wait(self, seconds: float) -> None:
+        """Until this server answers: the one whose PREFECT_HOME is ours, not another
+        process's server that took the port first."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited: see {self.log.name}")
+                raise PortTaken(f"prefect server exited: see {self.log.name}")
             try:
-                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
-                    return
+                answer = httpx.get(f"{self.api}/admin/settings", timeout=2)
             except httpx.HTTPError:
-                pass
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                if Path(answer.json()["home"]).resolve() == self.home.resolve():
+                    return
+                self._terminate()
+                raise PortTaken(f"port {self.port} answers for another server")
             time.sleep(0.5)
         raise RuntimeError(f"prefect server did not answer in {seconds:g} s")
 

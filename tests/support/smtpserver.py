@@ -12,11 +12,19 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.support.ports import bound_socket, port_of, rebind
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
+class BoundController(Controller):
+    """aiosmtpd's controller serving on a socket bound before it starts (no port race)."""
+
+    def __init__(self, handler: Any, sock: socket.socket, **options: Any) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=port_of(sock), **options)
+
+    def _create_server(self) -> Any:
+        self._sock.listen(128)
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
 
 class Mailbox:
@@ -119,7 +127,8 @@ class SmtpServer:
         smtputf8: bool = True,
     ) -> None:
         self.mailbox = mailbox or Mailbox()
-        self.port = free_port()
+        self.sock = bound_socket()
+        self.port = port_of(self.sock)
         options: dict[str, Any] = {}
         if tls == "starttls":
             options.update(tls_context=context, require_starttls=True)
@@ -135,8 +144,8 @@ class SmtpServer:
             )
         # SMTPUTF8 on, as Postfix, Exim and the big providers offer: addresses may be UTF-8
         # (off: an older relay, which carries ASCII addresses only).
-        self.controller = Controller(
-            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8, **options
+        self.controller = BoundController(
+            self.mailbox, self.sock, enable_SMTPUTF8=smtputf8, **options
         )
         self.controller.start()
         self.running = True
@@ -145,3 +154,6 @@ class SmtpServer:
         if self.running:  # idempotent: some tests stop it early to play a dead server
             self.controller.stop()
             self.running = False
+            # Keep the port bound, not listening: a dead server refuses connections, and
+            # no other process's server can start answering on its port.
+            self.placeholder = rebind(self.port)  # None if its connections outlast a wait

@@ -21,22 +21,14 @@ from digest.store import Store
 from digest.store.schema import signups
 from digest.web import create_app
 from digest.web.server import server_config
+from tests.support.ports import bound_socket
 from tests.support.smtpserver import Mailbox
-
-
-def loopback_socket() -> socket.socket:
-    """A bound port, known before the config that names it (`[web] base_url`) is made."""
-    # IPPROTO_TCP named, as uvicorn's own sockets have it: asyncio sets TCP_NODELAY only
-    # then, and without it every keep-alive answer waits 40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 @contextmanager
 def serve_web(store: Store, config: Config, sock: socket.socket | None = None) -> Iterator[str]:
     """Yield the base URL of the running site; stop it afterwards."""
-    sock = sock or loopback_socket()
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     # The settings `digest web` runs with (header deadline, connection cap, ...).
     server = uvicorn.Server(server_config(create_app(store, config), config.web))
