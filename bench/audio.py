@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from bench.common import ROOT
-from digest.audio import probe
+from digest.transcripts.audio import probe
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SCRIPTS = ("kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b")

@@ -34,8 +34,8 @@ class SmtpSink(Helper):
 
 def template(workdir: Path, subscribers: int) -> tuple[Path, Any]:
     """A state database with the corpus insights and `subscribers` active subscribers."""
-    from digest.config import config_from_dict
-    from digest.jobs.clock import utcnow
+    from digest.core.clock import utcnow
+    from digest.core.config import config_from_dict
     from digest.store import Store
     from tests.support.seed import seed_insights
 
@@ -57,7 +57,7 @@ def with_selections(workdir: Path, db: Path, config: Any, selections: int) -> Pa
     `selections` distinct sets of shows (one update per set, not per reader)."""
     from itertools import combinations
 
-    from digest.models import selection_key
+    from digest.core.models import selection_key
     from digest.store import Store
     from digest.store.schema import subscribers
     from tests.support.seed import seed_insights
@@ -95,7 +95,7 @@ def editions_on(store: Any, day: str) -> int:
 def run(subscribers: int, repeats: int) -> dict[str, Any]:
     from dataclasses import replace
 
-    from digest.jobs.clock import utcnow
+    from digest.core.clock import utcnow
     from digest.jobs.send import send_digests
     from digest.store import Store
 

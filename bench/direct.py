@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from digest import jobs
-from digest.config import load_config
+from digest.core.config import load_config
 from digest.store import Store
 
 
@@ -19,13 +19,13 @@ def main() -> None:
     with Store(config.database_url) as store:
         jobs.poll_feeds(store, config)
         extractor = jobs.Extractor(store, config)
-        with jobs.Processor(store, config) as processor:
+        with jobs.Transcription(store, config) as transcription:
             outcomes = [
-                jobs.take_episode(
+                jobs.process_episode(
                     episode,
-                    jobs.LocalSteps(processor, extractor),
-                    processor.fail,
-                    processor.leases,
+                    jobs.LocalSteps(transcription, extractor),
+                    transcription.fail,
+                    transcription.leases,
                 )
                 for episode in jobs.work_list(store, config, extractor)
             ]

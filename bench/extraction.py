@@ -32,7 +32,7 @@ class LLMServer(Helper):
 
 def hour_long() -> Any:
     """The four scripts three times over as one ~80-minute transcript."""
-    from digest.models import Segment, Transcript
+    from digest.core.models import Segment, Transcript
     from tests.support.seed import SCRIPTS, corpus_transcript
 
     segments: list[Segment] = []
@@ -46,9 +46,9 @@ def hour_long() -> Any:
 
 def measure(label: str, server: LLMServer, seed: Any, repeats: int) -> dict[str, Any]:
     """First extraction (fresh store each repeat), then an unchanged re-run."""
-    from digest.config import config_from_dict
-    from digest.extract import CHARS_PER_TOKEN
-    from digest.jobs.insights import Extractor
+    from digest.core.config import config_from_dict
+    from digest.insights.proposals import CHARS_PER_TOKEN
+    from digest.jobs.extraction import Extractor
     from digest.store import Store
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-extract-"))
@@ -104,7 +104,7 @@ def measure(label: str, server: LLMServer, seed: Any, repeats: int) -> dict[str,
 
 
 def run(repeats: int) -> dict[str, Any]:
-    from digest.jobs.clock import utcnow
+    from digest.core.clock import utcnow
     from tests.support.seed import seed_transcripts
 
     server = LLMServer()

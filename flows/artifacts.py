@@ -12,12 +12,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from digest import jobs, render
-from digest.config import Config
+from digest import jobs
+from digest.core.config import Config
+from digest.core.models import FeedPollResult
+from digest.core.templating import timestamp
+from digest.edition import render
 from digest.jobs import Hooks
-from digest.models import FeedPollResult
 from digest.store import Store
-from digest.templating import timestamp
 
 
 def poll_table(results: list[FeedPollResult]) -> None:

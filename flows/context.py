@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 from prefect.concurrency.sync import concurrency
 
-from digest.config import Config, load_config
-from digest.errors import ServiceUnavailable
-from digest.jobs import Processor
-from digest.statefiles import private_dir
+from digest.core.config import Config, load_config
+from digest.core.errors import ServiceUnavailable
+from digest.core.statefiles import private_dir
+from digest.jobs import Transcription
 from digest.store import Store
 
 _lock = threading.Lock()
@@ -63,7 +63,7 @@ def ensure_limits(api_url: str | None, whisper_slots: int, llm_per_minute: int) 
             )
 
 
-_processors: dict[tuple[str | None, int], Processor] = {}
+_transcriptions: dict[tuple[str | None, int], Transcription] = {}
 
 
 # A killed worker's slot returns when its lease lapses; Prefect's default lease is five
@@ -133,16 +133,16 @@ def _patient_slot() -> Iterator[None]:
         yield
 
 
-def processor(config_path: str | None) -> Processor:
-    """A long-lived Processor: the Whisper model loads once per worker process."""
+def transcription(config_path: str | None) -> Transcription:
+    """A long-lived Transcription: the Whisper model loads once per worker process."""
     key = (config_path, _version(config_path))
     with _lock:
-        if key not in _processors:
-            for stale in [k for k in _processors if k[0] == config_path]:
-                _processors.pop(stale).close()
+        if key not in _transcriptions:
+            for stale in [k for k in _transcriptions if k[0] == config_path]:
+                _transcriptions.pop(stale).close()
             config, store = context(config_path)
-            _processors[key] = Processor(store, config, whisper_guard=whisper_slot)
-        return _processors[key]
+            _transcriptions[key] = Transcription(store, config, whisper_guard=whisper_slot)
+        return _transcriptions[key]
 
 
 ACTIVE_PROMPT_VARIABLE = "digest-active-prompt"

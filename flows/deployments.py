@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import serve
 
-from digest.config import load_config
+from digest.core.config import load_config
 from flows.context import context
 from flows.pipeline import daily_digest, digest_pipeline, poll_feeds, process_episode, schedules
 

@@ -2,7 +2,7 @@
 
 poll-feeds ──▶ process-episode (one run per new episode) ──▶ daily-digest
    └── every task calls one `digest.jobs` unit, and the order of the units is
-       `digest.jobs` own (`take_episode`, `work_list`); what lives here is policy:
+       `digest.jobs` own (`process_episode`, `work_list`); what lives here is policy:
        retries, concurrency, rate limits, artifacts, events.
 
 Retries (the README's "What is retried" says the same):
@@ -37,10 +37,10 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from digest import jobs
-from digest.errors import DigestError, ServiceUnavailable
-from digest.models import Episode, FeedPollResult, FetchResult
+from digest.core.errors import DigestError, ServiceUnavailable
+from digest.core.models import Episode, FeedPollResult, FetchResult
 from flows import artifacts
-from flows.context import context, deployed, processor, prompt_override
+from flows.context import context, deployed, prompt_override, transcription
 
 # Prefect ships the `digest` logger's records to the UI; make sure INFO gets that far
 # even when the host process configured the root logger for warnings only.
@@ -200,22 +200,24 @@ def _create_run(episode_id: str, config_path: str | None, idempotency_key: str |
 
 
 @network_retries
-def obtain(episode_id: str, config_path: str | None, force: bool) -> jobs.ProcessResult | str:
+def obtain(episode_id: str, config_path: str | None, force: bool) -> jobs.TranscriptResult | str:
     """A transcript without Whisper if there is one, else the downloaded audio's path."""
     _config, store = context(config_path)
-    got = processor(config_path).steps(force=force).obtain(store.episodes.get(episode_id))
-    return got if isinstance(got, jobs.ProcessResult) else str(got)
+    steps = jobs.LocalSteps(transcription(config_path), force=force)
+    got = steps.obtain(store.episodes.get(episode_id))
+    return got if isinstance(got, jobs.TranscriptResult) else str(got)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def transcribe(
     episode_id: str, media: str, config_path: str | None, force: bool
-) -> jobs.ProcessResult:
+) -> jobs.TranscriptResult:
     """Whisper in its worker process, holding a slot of the global `whisper` limit."""
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
     hooks = artifacts.TranscriptionProgress(episode.title).hooks()
-    return processor(config_path).steps(force=force, hooks=hooks).transcribe(episode, Path(media))
+    steps = jobs.LocalSteps(transcription(config_path), force=force, hooks=hooks)
+    return steps.transcribe(episode, Path(media))
 
 
 @task(
@@ -243,17 +245,17 @@ def extract(episode_id: str, config_path: str | None, force: bool) -> jobs.Extra
 
 @dataclass(frozen=True)
 class TaskSteps:
-    """jobs.take_episode's steps, each run as a task with its own retries."""
+    """jobs.process_episode's steps, each run as a task with its own retries."""
 
     config_path: str | None
     force: bool
     patient: bool  # wait (retry) for an LLM endpoint that is down
 
-    def obtain(self, episode: Episode) -> jobs.ProcessResult | Path:
+    def obtain(self, episode: Episode) -> jobs.TranscriptResult | Path:
         got = obtain(episode.id, self.config_path, self.force)
-        return got if isinstance(got, jobs.ProcessResult) else Path(got)
+        return got if isinstance(got, jobs.TranscriptResult) else Path(got)
 
-    def transcribe(self, episode: Episode, media: Path) -> jobs.ProcessResult:
+    def transcribe(self, episode: Episode, media: Path) -> jobs.TranscriptResult:
         return transcribe(episode.id, str(media), self.config_path, self.force)
 
     def extract(self, episode: Episode) -> jobs.ExtractResult:
@@ -288,8 +290,8 @@ def process_episode(
     _config, store = context(config_path)
     episode = store.episodes.get(episode_id)
     steps = TaskSteps(config_path, force, patient=wait_for_llm)
-    work = processor(config_path)
-    outcome = jobs.take_episode(episode, steps, work.fail, work.leases)
+    work = transcription(config_path)
+    outcome = jobs.process_episode(episode, steps, work.fail, work.leases)
     if outcome.outcome == "failed":
         raise RuntimeError(outcome.error)
     print(f"{episode.title}: {outcome.outcome}" + (f" ({outcome.error})" if outcome.error else ""))
@@ -369,7 +371,7 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
 def _failed(store: Any, episode: Episode, state: Any) -> jobs.EpisodeOutcome:
     """A failed process-episode run, as its episode's record tells it."""
     error = store.episodes.get(episode.id).error or state.message or "failed"
-    failed = jobs.ProcessResult(episode.id, episode.title, "failed", error=error)
+    failed = jobs.TranscriptResult(episode.id, episode.title, "failed", error=error)
     return jobs.EpisodeOutcome(episode.id, episode.title, failed)
 
 

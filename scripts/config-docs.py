@@ -4,7 +4,7 @@ tests/test_docs.py fails until this has been run after a setting changed)."""
 import re
 from pathlib import Path
 
-from digest.config_reference import reference
+from digest.core.config_reference import reference
 
 page = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 text = page.read_text()

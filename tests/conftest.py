@@ -22,7 +22,7 @@ import pytest
 # limit among them) before any test imports prefect, which reads them once: a test
 # that imported prefect first got Prefect's 20 s, too short on a busy machine.
 import flows  # noqa: F401
-from digest.config import Config, config_from_dict
+from digest.core.config import Config, config_from_dict
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.httpserver import LoopbackServer

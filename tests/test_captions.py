@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from digest.captions import parse_transcript, render_text, render_vtt, sniff_format
-from digest.errors import TranscriptError
-from digest.grounding import normalise_words
-from digest.wer import word_error_rate
+from digest.core.errors import TranscriptError
+from digest.core.text import normalise_words
+from digest.transcripts.captions import parse_transcript, render_text, render_vtt, sniff_format
+from digest.transcripts.wer import word_error_rate
 from tests.support.captions import HTML, JSON, SRT, VTT, WORDS
 
 

@@ -214,7 +214,7 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     assert "0 new episode(s)" in again and "Processed 0 episode(s)" in again
     # The offline digest of the bundled sample reads as an editor's: whole sentences, no
     # opener leaning on what the reader never saw, nothing Whisper doubted.
-    from digest.grounding import dangling_opener, doubtful_quote, starts_mid_sentence
+    from digest.insights.grounding import dangling_opener, doubtful_quote, starts_mid_sentence
     from digest.store import Store
 
     with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
@@ -243,7 +243,7 @@ def test_transcript_of_an_untranscribed_episode_says_what_to_do(
 
 
 def test_preview_json_is_the_public_contract(digest: Any, tmp_path: Path) -> None:
-    from digest.config import load_config
+    from digest.core.config import load_config
     from digest.store import Store
     from tests.support.seed import seed_insights
 
@@ -280,7 +280,7 @@ def test_preview_json_is_the_public_contract(digest: Any, tmp_path: Path) -> Non
 
 
 def test_status_reports_llm_tokens_and_estimated_cost_per_day(digest: Any, tmp_path: Path) -> None:
-    from digest.jobs.clock import utcnow
+    from digest.core.clock import utcnow
     from digest.store import Store
 
     digest("init")

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from digest.deliver import Composer, build_message, links_for, serialise
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.core.models import EmailContent, Subscriber
+from digest.delivery.message import Composer, build_message, links_for, serialise
+from digest.edition.render import render_email
 from digest.jobs.send import items_for
-from digest.models import Subscriber
-from digest.render import EmailContent, render_email
 from digest.store import Store
 from tests.support.seed import seed_insights
 
@@ -60,7 +60,7 @@ def full_build(content: EmailContent, subscriber: Subscriber, message_id: str) -
 def test_every_substituted_message_is_byte_identical_to_a_full_build(
     content: EmailContent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("digest.deliver.date_header", lambda: DATE)
+    monkeypatch.setattr("digest.delivery.message.date_header", lambda: DATE)
     composer = Composer(content, BASE, SENDER)
     for n in range(1, 6):
         subscriber = reader(n)
@@ -91,7 +91,7 @@ def test_every_substituted_message_is_byte_identical_to_a_full_build(
 def test_unusual_subscribers_get_a_full_build(
     content: EmailContent, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("digest.deliver.date_header", lambda: DATE)
+    monkeypatch.setattr("digest.delivery.message.date_header", lambda: DATE)
     out = Composer(content, BASE, SENDER).compose(subscriber, "<id@news.example.org>")
     assert out.data == full_build(content, subscriber, "<id@news.example.org>")
     assert out.smtputf8 == (not subscriber.email.isascii())
@@ -101,7 +101,7 @@ def test_unusual_subscribers_get_a_full_build(
 def test_a_failed_template_check_falls_back_to_full_builds(
     content: EmailContent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("digest.deliver.date_header", lambda: DATE)
+    monkeypatch.setattr("digest.delivery.message.date_header", lambda: DATE)
     composer = Composer(content, BASE, SENDER)
     broken = replace(content, text=content.text + "\nZq0SlotForTheUnsubscribeToken0qZ")
     composer.content = broken  # the slot text in the content itself: substitution would lie

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import SECTIONS, Config, load_config
-from digest.errors import ConfigError
+from digest.core.config import Config, load_config
+from digest.core.errors import ConfigError
+from digest.core.settings import SECTIONS
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from digest.convert import read_ct2, to_openai_whisper
-from digest.transcribe import (
-    FasterWhisperEngine,
-    OpenAIWhisperEngine,
-    resolve_options,
-    transcribe_file,
-)
-from digest.wer import word_error_rate
+from digest.transcripts.convert import read_ct2, to_openai_whisper
+from digest.transcripts.engines import engine_options
+from digest.transcripts.engines.faster_whisper import FasterWhisperEngine
+from digest.transcripts.engines.openai_whisper import OpenAIWhisperEngine, OpenAIWhisperOptions
+from digest.transcripts.wer import word_error_rate
+from digest.transcripts.windows import transcribe_file
 from tests.support.requirements import need
 from tests.support.speech import WER_BOUND
 
@@ -82,8 +79,15 @@ def test_both_engines_give_the_same_words_on_the_same_weights(
 ) -> None:
     mp3, text = speech["matrix"]
     greedy = {"beam_size": 1, "compute_type": "float32", "vad_filter": False}
-    fw = resolve_options(make_config(transcription=greedy))
-    ow = replace(fw, backend="openai-whisper", model=str(checkpoint), model_path=str(checkpoint))
+    fw = engine_options(make_config(transcription=greedy))
+    ow = OpenAIWhisperOptions(
+        engine="openai-whisper",
+        model=str(checkpoint),
+        language=fw.language,
+        window_seconds=fw.window_seconds,
+        model_path=str(checkpoint),
+        beam_size=1,
+    )
     a = transcribe_file(mp3, fw, FasterWhisperEngine(fw))
     b = transcribe_file(mp3, ow, OpenAIWhisperEngine(ow))
     assert b.engine == "openai-whisper"
@@ -99,13 +103,11 @@ def test_openai_whisper_backend_finds_a_converted_model_in_the_state_dir(
     target = config.state_dir / "models" / "tiny.en.pt"
     target.parent.mkdir(parents=True)
     target.write_bytes(checkpoint.read_bytes())
-    assert resolve_options(config).model_path == str(target.resolve())
+    assert engine_options(config).model_path == str(target.resolve())
 
 
 def test_missing_checkpoint_says_how_to_convert(make_config: Any) -> None:
-    from digest.errors import ConfigError
+    from digest.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="digest models convert-ct2"):
-        resolve_options(
-            make_config(transcription={"backend": "openai-whisper", "model": "tiny.en"})
-        )
+        engine_options(make_config(transcription={"backend": "openai-whisper", "model": "tiny.en"}))

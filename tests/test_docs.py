@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import config_from_dict
-from digest.config_reference import defaults, reference
+from digest.core.config import config_from_dict
+from digest.core.config_reference import defaults, reference
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import digest.jobs.send as send_module
 from digest.cli import cli
+from digest.core.models import selection_key
 from digest.jobs import send_digests
 from digest.jobs.preview import top_items
-from digest.models import selection_key
 from digest.store import Store
 from tests.support.seed import SCRIPTS, seed_insights
 from tests.support.smtpserver import SmtpServer

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from digest.config import Config
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.core.config import Config
 from digest.jobs.send import send_digests
 from digest.store import Store
 from tests.support.seed import seed_insights

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from digest.extract import ExtractionError, parse_answer, plan_windows, tokens
-from digest.grounding import TranscriptIndex, text_problem
-from digest.jobs.clock import utcnow
-from digest.jobs.insights import Extractor
-from digest.models import Segment, Transcript
-from digest.prompts import load_prompt
+from digest.core.clock import utcnow
+from digest.core.models import Segment, Transcript
+from digest.core.templating import templates_root
+from digest.insights.grounding import TranscriptIndex, text_problem
+from digest.insights.prompts import load_prompt
+from digest.insights.proposals import ExtractionError, parse_answer, plan_windows, tokens
+from digest.jobs.extraction import Extractor
 from digest.store import Store
-from digest.templating import templates_root
 from tests.support.fake_openai import (
     FakeOpenAI,
     Reply,
@@ -145,7 +145,7 @@ def test_insight_text_cannot_carry_links_markup_or_injected_instructions() -> No
 def llm_store(store: Store, make_config: Any, fake_openai: FakeOpenAI) -> Any:
     """A store with two transcribed episodes, and a config pointing at the fake server."""
     feed = store.feeds.add("https://show.example/feed", utcnow(), title="Model Minds")
-    from digest.feeds import parse_feed
+    from digest.feeds.parse import parse_feed
 
     items = parse_feed(
         b'<rss version="2.0"><channel><title>Model Minds</title>'

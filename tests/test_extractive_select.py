@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.extractive import clean, extract_passages
-from digest.grounding import (
+from digest.core.models import DigestItem, Insight, Segment, Transcript
+from digest.core.text import word_set_similarity
+from digest.edition.select import select_top
+from digest.insights.backends.extractive import clean, extract_passages
+from digest.insights.grounding import (
     TranscriptIndex,
     dangling_opener,
     doubtful_quote,
     starts_mid_sentence,
-    word_set_similarity,
 )
-from digest.models import DigestItem, Insight, Segment, Transcript
-from digest.select import select_top
 from tests.support.seed import corpus_transcript
 
 SCRIPTS = ["kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b"]

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.errors import FeedParseError
-from digest.feeds import episode_id, initial_status, parse_duration, parse_feed
+from digest.core.errors import FeedParseError
+from digest.feeds.parse import episode_id, initial_status, parse_duration, parse_feed
 from tests.conftest import fixture_bytes
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

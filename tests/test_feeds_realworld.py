@@ -11,9 +11,9 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.errors import FeedParseError
-from digest.feeds import parse_feed
-from digest.models import ParsedFeed, Person
+from digest.core.errors import FeedParseError
+from digest.core.models import ParsedFeed, Person
+from digest.feeds.parse import parse_feed
 
 REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
 BASE = "http://example.com/feed.xml"

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from digest import jobs
 from digest.cli import cli
-from digest.errors import FetchError, MediaError
+from digest.core.errors import FetchError, MediaError
+from digest.core.models import Episode
 from digest.jobs.leases import Claimed, Leases, owner_id
-from digest.models import Episode
 from digest.store import Store
 from tests.support.seed import seed_transcripts
 from tests.support.waiting import wait_for
@@ -129,12 +129,12 @@ class CountingSteps:
         self.release = release
         self.calls: list[str] = []
 
-    def obtain(self, episode: Episode) -> jobs.ProcessResult | Path:
+    def obtain(self, episode: Episode) -> jobs.TranscriptResult | Path:
         self.calls.append(episode.id)
         assert self.release.wait(60), "the other worker never came back"
-        return jobs.ProcessResult(episode.id, episode.title, "cached")
+        return jobs.TranscriptResult(episode.id, episode.title, "cached")
 
-    def transcribe(self, episode: Episode, media: Path) -> jobs.ProcessResult:
+    def transcribe(self, episode: Episode, media: Path) -> jobs.TranscriptResult:
         raise AssertionError("not reached: obtain found a transcript")
 
     def extract(self, episode: Episode) -> jobs.ExtractResult:
@@ -155,7 +155,7 @@ def test_two_workers_taking_one_episode_at_once_process_it_once(
         leases = Leases(store, 30, owner=f"worker-{n}:{n}")
         start.wait()
         try:
-            outcomes.append(jobs.take_episode(episode, steps[n], _no_fail, leases))
+            outcomes.append(jobs.process_episode(episode, steps[n], _no_fail, leases))
         finally:
             returned[n].set()
 
@@ -171,7 +171,7 @@ def test_two_workers_taking_one_episode_at_once_process_it_once(
     assert store.episodes.get(episode_id).runs == 1, "the run that claimed it is counted"
 
 
-def _no_fail(episode: Episode, exc: BaseException) -> jobs.ProcessResult:
+def _no_fail(episode: Episode, exc: BaseException) -> jobs.TranscriptResult:
     raise AssertionError(f"no step fails here: {exc}")
 
 
@@ -182,14 +182,16 @@ def test_a_failure_that_may_pass_is_retried_after_a_backoff_and_a_permanent_one_
         storage={"database_url": db_url},
         transcription={"retry_after_minutes": 10, "max_attempts": 3},
     )
-    with Store(config.database_url) as store, jobs.Processor(store, config) as processor:
+    with Store(config.database_url) as store, jobs.Transcription(store, config) as transcription:
         flaky, corrupt = seed_transcripts(store, scripts=("kimi-k2", "mercury-2"))
         extractor = jobs.Extractor(store, config)
         for episode_id in (flaky, corrupt):
             store.episodes.set_status(episode_id, "pending", jobs.utcnow())
         before = jobs.utcnow()
-        processor.fail(store.episodes.get(flaky), FetchError("cdn.example refused", retryable=True))
-        processor.fail(store.episodes.get(corrupt), MediaError("HTML served as audio"))
+        transcription.fail(
+            store.episodes.get(flaky), FetchError("cdn.example refused", retryable=True)
+        )
+        transcription.fail(store.episodes.get(corrupt), MediaError("HTML served as audio"))
         first = store.episodes.get(flaky)
         assert first.status == "failed" and first.attempts == 1 and first.retry_at is not None
         assert timedelta(minutes=9) < first.retry_at - before < timedelta(minutes=11)
@@ -197,11 +199,11 @@ def test_a_failure_that_may_pass_is_retried_after_a_backoff_and_a_permanent_one_
         due = lambda at: [e.id for e in jobs.work_list(store, config, extractor, now=at)]  # noqa: E731
         assert flaky not in due(before), "not before its backoff"
         assert due(first.retry_at + timedelta(seconds=1)) == [flaky]
-        processor.fail(first, FetchError("refused again", retryable=True))
+        transcription.fail(first, FetchError("refused again", retryable=True))
         second = store.episodes.get(flaky)
         assert second.retry_at is not None
         assert second.retry_at - jobs.utcnow() > timedelta(minutes=19), "the backoff doubles"
-        processor.fail(second, FetchError("refused a third time", retryable=True))
+        transcription.fail(second, FetchError("refused a third time", retryable=True))
         assert store.episodes.get(flaky).retry_at is None, "max_attempts used up"
         far = jobs.utcnow() + timedelta(days=30)
         assert due(far) == [], "a permanent failure and a spent one stay failed"

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from digest import jobs
 from digest.cli import cli
-from digest.errors import ConfigError
-from digest.grounding import TranscriptIndex
+from digest.core.errors import ConfigError
+from digest.insights.grounding import TranscriptIndex
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI, Reply, chat_handler
 from tests.support.feeds import item
@@ -61,7 +61,7 @@ def smollm_path() -> Path:
 
 @pytest.fixture(scope="module")
 def llama_url() -> str:
-    from digest.local_llm import local_base_url
+    from digest.insights.backends.local import local_base_url
 
     # One thread: the suite's other process keeps the second core busy, and two threads
     # fighting it took 89 s where one took 47 s (idle: 28 s against 49 s).
@@ -84,7 +84,7 @@ def extract_one(config: Any, script: str) -> tuple[Store, str, jobs.ExtractResul
 
 def greedy_prompts(tmp_path: Path) -> Path:
     """The bundled insights prompt at temperature 0 (deterministic), and the copy prompt."""
-    from digest.templating import templates_root
+    from digest.core.templating import templates_root
 
     folder = tmp_path / "prompts"
     folder.mkdir()

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import check_mail_links, config_from_dict
-from digest.errors import ConfigError
+from digest.core.config import check_mail_links, config_from_dict
+from digest.core.errors import ConfigError
 from digest.jobs import send_digests, utcnow
 from digest.store import Store
 from digest.store.schema import deliveries

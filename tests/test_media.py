@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digest.audio import SAMPLE_RATE, iter_windows, probe, quietest_cut
-from digest.errors import BlockedURL, FetchError, MediaError, TooLarge
-from digest.media import check_audio, download
-from digest.net import GuardedClient
+from digest.core.errors import BlockedURL, FetchError, MediaError, TooLarge
+from digest.core.net import GuardedClient
+from digest.transcripts.audio import SAMPLE_RATE, iter_windows, probe, quietest_cut
+from digest.transcripts.media import check_audio, download
 from tests.support.httpserver import LoopbackServer, Route
 
 Clips = dict[str, tuple[Path, str]]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from digest import net
-from digest.errors import BlockedURL, FetchError, TooLarge
-from digest.net import GuardedClient, check_public_host, check_scheme, read_capped
+from digest.core import net
+from digest.core.errors import BlockedURL, FetchError, TooLarge
+from digest.core.net import GuardedClient, check_public_host, check_scheme, read_capped
 from tests.support.httpserver import LoopbackServer, Route
 
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from digest import jobs
 from digest.cli import cli
-from digest.config import config_from_dict, load_config
-from digest.errors import FetchError
+from digest.core.config import config_from_dict, load_config
+from digest.core.errors import FetchError
 from digest.jobs.poll import feed_client
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from digest import jobs
-from digest.extractive import extract_passages
-from digest.models import Segment, Transcript
+from digest.core.models import Segment, Transcript
+from digest.insights.backends.extractive import extract_passages
 from digest.store import Store
 from tests.support.fake_openai import Call, FakeOpenAI, chat_reply, prompt_of, transcript_lines
 from tests.support.httpserver import LoopbackServer, Route
@@ -79,10 +79,13 @@ def world(
     store.subscribers.add("reader@example.org", jobs.utcnow())
     jobs.poll_feeds(store, config)
     extractor = jobs.Extractor(store, config)
-    with jobs.Processor(store, config) as processor:
+    with jobs.Transcription(store, config) as transcription:
         [outcome] = [
-            jobs.take_episode(
-                e, jobs.LocalSteps(processor, extractor), processor.fail, processor.leases
+            jobs.process_episode(
+                e,
+                jobs.LocalSteps(transcription, extractor),
+                transcription.fail,
+                transcription.leases,
             )
             for e in jobs.work_list(store, config, extractor)
         ]

@@ -329,8 +329,8 @@ def test_a_failing_feed_raises_one_alert_and_a_failed_run_another(
         assert "127.0.0.1:9/feed.xml failed 3 polls in a row" in feed_alerts[0]["text"]
         with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
             feed = store.feeds.list()[0]
-            from digest.feeds import parse_feed
-            from digest.jobs.clock import utcnow
+            from digest.core.clock import utcnow
+            from digest.feeds.parse import parse_feed
 
             items = parse_feed(
                 b"<rss version='2.0'><channel><title>t</title><item><title>Broken</title><guid>b</guid>"

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from digest import jobs
-from digest.config import Config
-from digest.jobs.process import Processor
+from digest.core.config import Config
+from digest.jobs.transcription import Transcription
 from digest.store import Store
-from digest.wer import word_error_rate
+from digest.transcripts.wer import word_error_rate
 from tests.support.captions import JSON, SRT, VTT
 from tests.support.feeds import item, serve_feed
 from tests.support.httpserver import LoopbackServer, Route
@@ -36,9 +36,9 @@ Clips = dict[str, tuple[Path, str]]
 
 def process_all(store: Store, config: Config, **kw: Any) -> dict[str, Any]:
     jobs.poll_feeds(store, config)
-    with Processor(store, config) as processor:
+    with Transcription(store, config) as transcription:
         episodes = store.episodes.processable(max_attempts=3)
-        return {e.title: processor.process(e, **kw) for e in episodes}
+        return {e.title: transcription.transcribe(e, **kw) for e in episodes}
 
 
 def test_publisher_transcripts_are_used_and_the_audio_is_never_requested(
@@ -131,8 +131,8 @@ def test_whisper_transcribes_real_speech_and_a_rerun_does_nothing(
     copy = json.loads((config.state_dir / "transcripts" / f"{episode.id}.json").read_text())
     assert copy["segments"][0]["avg_logprob"] == first.avg_logprob
 
-    with Processor(store, config) as processor:
-        again = processor.process(store.episodes.get(episode.id))
+    with Transcription(store, config) as transcription:
+        again = transcription.transcribe(store.episodes.get(episode.id))
     assert again.outcome == "cached"
     assert http_server.count("/1.mp3") == 1, "nothing is downloaded twice"
 
@@ -202,16 +202,16 @@ def test_identical_audio_is_transcribed_once_and_force_redoes_it(
     config = make_config()
     jobs.poll_feeds(store, config)
     calls: list[str] = []
-    with Processor(store, config) as processor:
-        original = processor.transcriber.transcribe
-        processor.transcriber.transcribe = lambda path, *a, **k: (
+    with Transcription(store, config) as transcription:
+        original = transcription.worker.transcribe
+        transcription.worker.transcribe = lambda path, *a, **k: (
             calls.append(path.name) or original(path, *a, **k)
         )  # type: ignore[method-assign]
         for episode in store.episodes.processable(max_attempts=3):
-            assert processor.process(episode).outcome == "transcribed"
+            assert transcription.transcribe(episode).outcome == "transcribed"
         assert len(calls) == 1, "the repost reuses the first transcript"
         first = store.episodes.list()[0]
-        assert processor.process(first, force=True).outcome == "transcribed"
+        assert transcription.transcribe(first, force=True).outcome == "transcribed"
         assert len(calls) == 2
 
 
@@ -225,10 +225,10 @@ def test_a_transcription_timeout_stops_the_worker_and_fails_the_episode(
     config = make_config(transcription={"timeout_seconds": 1})
     jobs.poll_feeds(store, config)
     [episode] = store.episodes.processable(max_attempts=3)
-    with Processor(store, config) as processor:
+    with Transcription(store, config) as transcription:
         with WorkerWatch(os.getpid()) as watch:
-            result = processor.process(episode)
-        running = [pid for pid in watch.seen if alive(pid)]  # before the Processor closes
+            result = transcription.transcribe(episode)
+        running = [pid for pid in watch.seen if alive(pid)]  # before the Transcription closes
     assert result.outcome == "failed"
     assert "stopped after the 1 s timeout" in (result.error or "")
     assert watch.seen, "a Whisper worker was started"
@@ -260,11 +260,11 @@ def test_a_whisper_worker_that_dies_fails_its_episode_and_the_next_goes_on(
         killed.append(pid)
 
     killer = threading.Thread(target=kill_the_first_worker)
-    with Processor(store, config) as processor:
+    with Transcription(store, config) as transcription:
         killer.start()
-        crashed = processor.process(first)
+        crashed = transcription.transcribe(first)
         killer.join()
-        after = processor.process(second)
+        after = transcription.transcribe(second)
     assert killed, "the worker was killed"
     assert crashed.outcome == "failed"
     assert "the transcription process died" in (crashed.error or ""), crashed.error

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from digest import jobs
 from digest.cli import cli
-from digest.config import Config
+from digest.core.config import Config
 from digest.store import Store
 from tests.support.prefect_server import PrefectServer
 from tests.support.seed import seed_insights
@@ -299,7 +299,7 @@ def test_the_send_task_retries_a_busy_server_and_never_a_refused_login(
 
     server = serve(servers, tls="starttls", context=cert.server_context(), users={USER: PASSWORD})
     config = smtp_file(tmp_path, server, username=USER, ca_file=str(cert.ca_file))
-    from digest.config import load_config
+    from digest.core.config import load_config
 
     settings = load_config(str(config))
     readers_with_a_digest(settings)

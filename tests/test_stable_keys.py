@@ -14,13 +14,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.extract import EpisodeContext, insight_id
-from digest.extractive import extractive_version
-from digest.feeds import episode_id, episode_key
-from digest.models import Segment, Transcript, selection_key
-from digest.prompts import ANSWER_SCHEMA, Prompt, bounded_schema
+from digest.core.models import Segment, Transcript, selection_key
+from digest.core.settings import TranscriptionSettings
+from digest.feeds.parse import episode_id, episode_key
+from digest.insights.backends.extractive import extractive_version
+from digest.insights.context import EpisodeContext
+from digest.insights.grounding import insight_id
+from digest.insights.prompts import ANSWER_SCHEMA, Prompt, bounded_schema
 from digest.store.transcript_repo import text_hash
-from digest.transcribe import WhisperOptions
+from digest.transcripts.engines import cache_key
+from digest.transcripts.engines.faster_whisper import FasterWhisperOptions
 
 
 def test_episode_identity() -> None:
@@ -34,14 +37,14 @@ def test_episode_identity() -> None:
 
 
 def test_transcript_cache_key_and_text_hash() -> None:
-    options = WhisperOptions(
-        backend="faster-whisper",
+    options = FasterWhisperOptions(
+        engine="faster-whisper",
         model="tiny.en",
         model_path="/anywhere",  # not part of the key: weights may move
         parallel_windows=2,
         language="en",
     )
-    assert options.cache_key() == "a98520d39155962c"
+    assert cache_key(options, TranscriptionSettings()) == "a98520d39155962c"
     transcript = Transcript(
         "en",
         (Segment(0, 5, "Hello there."), Segment(5, 9, " General Kenobi. ")),

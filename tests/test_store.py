@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from digest.errors import InvalidInput, NotFound, StoreError
-from digest.feeds import episode_id, parse_feed
+from digest.core.errors import InvalidInput, NotFound, StoreError
+from digest.feeds.parse import episode_id, parse_feed
 from digest.store import Store, normalise_url
 from digest.store.schema import metadata
 from tests.conftest import fixture_bytes

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from digest.errors import ConfigError, TranscriptError
-from digest.transcribe import HostedEngine, resolve_options, transcribe_file
+from digest.core.errors import ConfigError, TranscriptError
+from digest.transcripts.engines import engine_options
+from digest.transcripts.engines.hosted import HostedEngine
+from digest.transcripts.windows import transcribe_file
 from tests.support.fake_openai import FakeOpenAI, Reply, wav_seconds
 
 Clips = dict[str, tuple[Path, str]]
@@ -25,7 +27,7 @@ def hosted(make_config: Any, server: FakeOpenAI, **settings: Any) -> Any:
             **settings,
         }
     )
-    return resolve_options(config)
+    return engine_options(config)
 
 
 def test_windows_are_uploaded_as_wav_and_segments_shifted_to_episode_time(
@@ -106,9 +108,7 @@ def test_gpt4o_transcribe_answers_without_segments(
 
 def test_local_model_names_and_missing_keys_are_config_errors(make_config: Any) -> None:
     with pytest.raises(ConfigError, match="whisper-1"):
-        resolve_options(make_config(transcription={"backend": "openai"}))
-    options = resolve_options(
-        make_config(transcription={"backend": "openai", "model": "whisper-1"})
-    )
+        engine_options(make_config(transcription={"backend": "openai"}))
+    options = engine_options(make_config(transcription={"backend": "openai", "model": "whisper-1"}))
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         HostedEngine(options)

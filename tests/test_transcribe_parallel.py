@@ -15,16 +15,12 @@ from typing import Any
 
 import pytest
 
-from digest.audio import PCM, SAMPLE_RATE, iter_windows, probe
-from digest.models import Segment
-from digest.transcribe import (
-    FasterWhisperEngine,
-    Progress,
-    resolve_options,
-    transcribe_file,
-    window_seconds,
-)
-from digest.wer import word_error_rate
+from digest.core.models import Segment
+from digest.transcripts.audio import PCM, SAMPLE_RATE, iter_windows, probe
+from digest.transcripts.engines import Progress, engine_options
+from digest.transcripts.engines.faster_whisper import FasterWhisperEngine
+from digest.transcripts.wer import word_error_rate
+from digest.transcripts.windows import transcribe_file, window_seconds
 from tests.support.speech import WER_BOUND
 
 Clips = dict[str, tuple[Path, str]]
@@ -59,7 +55,7 @@ class RecordingEngine:
 
 
 def options(make_config: Any, **transcription: Any) -> Any:
-    return resolve_options(make_config(transcription=transcription))
+    return engine_options(make_config(transcription=transcription))
 
 
 def test_a_file_is_cut_no_more_often_than_the_window_forces(make_config: Any) -> None:

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.edition.render import render_email
 from digest.jobs.send import items_for, send_digests
-from digest.render import render_email
 from digest.store import Store
 from tests.support.browser import chromium
 from tests.support.requirements import need
@@ -95,7 +95,7 @@ def test_cli_send_run_and_unsubscribe_by_token(
         return result.output
 
     with Store(f"sqlite:///{tmp_path / 'state' / 'digest.db'}") as store:
-        from digest.config import load_config
+        from digest.core.config import load_config
 
         seed_insights(store, load_config(str(config)))
     digest("subscribers", "add", "alice@example.org", "--send-time", "00:00")
@@ -182,8 +182,11 @@ def test_the_digest_web_command_serves_with_uvicorn(make_config: Any, tmp_path: 
         assert "server" not in page.headers, "no server banner"
     finally:
         server.terminate()
-        output = first + server.communicate(timeout=30)[0]
-    assert "Pages and emails link to http://localhost:8025 ([web] base_url)" in output
+        server.wait(30)
+        # Read through the same text stream readline used: it may hold the next lines
+        # already (communicate() would read the pipe underneath and miss them).
+        output = first + server.stdout.read()
+    assert "Pages and emails link to http://localhost:8025 ([web] base_url)" in output, output
     assert "/subscribe" not in output, "no access log: paths carry subscribers' tokens"
 
 

@@ -12,14 +12,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from digest.cli import cli
-from digest.errors import ConfigError
-from digest.feeds import parse_feed
-from digest.jobs.clock import utcnow
-from digest.jobs.insights import GRAMMAR_MAX_CHARS, Extractor
+from digest.core.clock import utcnow
+from digest.core.errors import ConfigError
+from digest.core.templating import templates_root
+from digest.feeds.parse import parse_feed
+from digest.insights.backends.chat import GRAMMAR_MAX_CHARS
+from digest.insights.prompts import bounded_schema, list_prompts, load_prompt
+from digest.jobs.extraction import Extractor
 from digest.jobs.preview import digest_items
-from digest.prompts import bounded_schema, list_prompts, load_prompt
 from digest.store import Store
-from digest.templating import templates_root
 from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
 from tests.support.seed import corpus_transcript
 
@@ -112,7 +113,7 @@ def test_front_matter_overrides_the_config(
         }
     )
     extractor = Extractor(store, config)
-    assert (extractor.model, extractor.chat.temperature, extractor.chat.max_insights) == (
+    assert (extractor.model, extractor.backend.temperature, extractor.backend.max_insights) == (
         "llama3.1:8b",
         0.7,
         2,

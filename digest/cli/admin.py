@@ -9,10 +9,10 @@ import click
 
 from digest import jobs
 from digest.cli.base import App, cli, console, emit_json, esc
-from digest.config import check_mail_links
-from digest.convert import convert_ct2
-from digest.errors import InvalidInput
-from digest.subscribers import normalise_email
+from digest.core.addresses import normalise_email
+from digest.core.config import check_mail_links
+from digest.core.errors import InvalidInput
+from digest.transcripts.convert import convert_ct2
 
 
 @cli.command()
@@ -134,7 +134,7 @@ def smtp() -> None:
 @click.pass_obj
 def smtp_check(app: App, to: str | None) -> None:
     """Connect, negotiate TLS, log in (and send a test message), printing each step."""
-    from digest.smtp import check_server
+    from digest.delivery.smtp import check_server
 
     config = app.config
     if not config.smtp.host:
@@ -161,7 +161,7 @@ def smtp_check(app: App, to: str | None) -> None:
 @cli.command("config")
 def config_reference() -> None:
     """Print every setting with its default (a starting point for digest.toml)."""
-    from digest.config_reference import reference
+    from digest.core.config_reference import reference
 
     click.echo(reference(), nl=False)
 

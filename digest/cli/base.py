@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
 
-from digest.config import Config, load_config
-from digest.errors import DigestError, InvalidInput
-from digest.models import to_json
-from digest.runlock import run_lock
-from digest.statefiles import private_dir
+from digest.core.config import Config, load_config
+from digest.core.errors import DigestError, InvalidInput
+from digest.core.models import to_json
+from digest.core.runlock import run_lock
+from digest.core.statefiles import private_dir
 from digest.store import Store, redact
 
 console = Console(highlight=False)

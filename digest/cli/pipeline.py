@@ -9,16 +9,17 @@ from zoneinfo import ZoneInfo
 import click
 from rich.table import Table
 
-from digest import jobs, render
-from digest.captions import render_text, render_vtt
+from digest import jobs
 from digest.cli.base import App, check_date, cli, console, emit_json, esc, locked, when
 from digest.cli.progress import ProcessProgress
-from digest.config import check_mail_links
-from digest.errors import DigestError, InvalidInput, NotFound
-from digest.jobs import Extractor, ExtractResult, Processor
-from digest.models import ALL_SHOWS, Episode
-from digest.runlock import run_lock
-from digest.subscribers import normalise_email
+from digest.core.addresses import normalise_email
+from digest.core.config import check_mail_links
+from digest.core.errors import DigestError, InvalidInput, NotFound
+from digest.core.models import ALL_SHOWS, Episode
+from digest.core.runlock import run_lock
+from digest.edition import render
+from digest.jobs import Extractor, ExtractResult, Transcription
+from digest.transcripts.captions import render_text, render_vtt
 
 
 # ---------------------------------------------------------------- pipeline
@@ -98,10 +99,15 @@ def process_here(
 ) -> list[jobs.EpisodeOutcome]:
     """Take each episode through the pipeline in this process, with progress bars."""
     outcomes = []
-    with Processor(app.store, app.config) as processor, ProcessProgress(console) as progress:
+    with (
+        Transcription(app.store, app.config) as transcription,
+        ProcessProgress(console) as progress,
+    ):
         for episode in episodes:
-            steps = jobs.LocalSteps(processor, extractor, force, progress.hooks(episode.title))
-            outcomes.append(jobs.take_episode(episode, steps, processor.fail, processor.leases))
+            steps = jobs.LocalSteps(transcription, extractor, force, progress.hooks(episode.title))
+            outcomes.append(
+                jobs.process_episode(episode, steps, transcription.fail, transcription.leases)
+            )
     return outcomes
 
 
@@ -136,7 +142,7 @@ def retry(app: App, episode_ids: tuple[str, ...], all_failed: bool) -> None:
             run = enqueue(episode.id, config_path)  # no key: never deduplicated away
             console.print(f"Enqueued {esc(episode.title)} ({episode.id[:8]}) as run {run}.")
         return
-    with run_lock(app.config.state_dir, "retry"):  # take_episode reads each one afresh
+    with run_lock(app.config.state_dir, "retry"):  # process_episode reads each one afresh
         outcomes = process_here(app, Extractor(store, app.config), episodes)
     print_outcomes(outcomes)
 

@@ -10,8 +10,10 @@ import click
 from rich.table import Table
 
 from digest.cli.base import App, cli, console, esc
-from digest.errors import ConfigError, InvalidInput
-from digest.jobs.insights import EXTRACTIVE, active_prompt
+from digest.core.errors import ConfigError, InvalidInput
+from digest.core.templating import timestamp
+from digest.insights.backends import OFFLINE, active_prompt
+from digest.insights.prompts import list_prompts
 from digest.jobs.workbench import (
     GATES,
     Trial,
@@ -22,8 +24,6 @@ from digest.jobs.workbench import (
     run_prompt,
     worse_on_gates,
 )
-from digest.prompts import list_prompts
-from digest.templating import timestamp
 
 
 @cli.group()
@@ -51,8 +51,8 @@ def prompts_list(app: App) -> None:
             "" if m.max_insights is None else str(m.max_insights),
         )
     table.add_row(
-        "*" if active == EXTRACTIVE else "",
-        EXTRACTIVE,
+        "*" if active == OFFLINE else "",
+        OFFLINE,
         "offline, no LLM: verbatim passages",
         "",
         "",

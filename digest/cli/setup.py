@@ -9,12 +9,12 @@ from rich.table import Table
 
 from digest import jobs
 from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, when
-from digest.deliver import forget_outbox
-from digest.errors import InvalidInput, NotFound
-from digest.models import Subscriber, to_json
-from digest.opml import parse_opml, render_opml
-from digest.sample import install_sample
-from digest.subscribers import check_send_time, check_subscriber_timezone, normalise_email
+from digest.core.addresses import check_send_time, check_subscriber_timezone, normalise_email
+from digest.core.errors import InvalidInput, NotFound
+from digest.core.models import Subscriber, to_json
+from digest.delivery.message import forget_outbox
+from digest.feeds.opml import parse_opml, render_opml
+from digest.feeds.sample import install_sample
 
 
 @cli.command()

@@ -4,21 +4,20 @@ Stages (`feeds`, `media`, `transcribe`, ...) stay free of persistence; these mod
 record their results and turn one item's failure into data, so the batch goes on.
 """
 
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
 from digest.jobs.episode import (
     EpisodeOutcome,
     Failure,
-    LocalSteps,
     failures,
-    take_episode,
+    process_episode,
     work_list,
 )
-from digest.jobs.insights import Extractor, ExtractResult, backend_for
+from digest.jobs.extraction import Extractor, ExtractResult
 from digest.jobs.poll import feed_client, fetch, newly_unhealthy, poll_feeds, record
 from digest.jobs.preview import cost_usd, digest_items
-from digest.jobs.process import Hooks, Processor, ProcessResult
 from digest.jobs.send import DeliveryIncomplete, SendReport, SendResult, send_digests
 from digest.jobs.signup import shows_from_urls
+from digest.jobs.transcription import Hooks, LocalSteps, Transcription, TranscriptResult
 
 __all__ = [
     "DeliveryIncomplete",
@@ -28,11 +27,10 @@ __all__ = [
     "Failure",
     "Hooks",
     "LocalSteps",
-    "ProcessResult",
-    "Processor",
     "SendReport",
     "SendResult",
-    "backend_for",
+    "TranscriptResult",
+    "Transcription",
     "cost_usd",
     "digest_items",
     "failures",
@@ -40,10 +38,10 @@ __all__ = [
     "fetch",
     "newly_unhealthy",
     "poll_feeds",
+    "process_episode",
     "record",
     "send_digests",
     "shows_from_urls",
-    "take_episode",
     "utcnow",
     "work_list",
 ]

@@ -13,23 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Literal, Protocol
 
-from digest.config import Config
-from digest.errors import DigestError
-from digest.jobs.clock import utcnow
-from digest.jobs.insights import Extractor, ExtractResult
+from digest.core.clock import utcnow
+from digest.core.config import Config
+from digest.core.errors import DigestError
+from digest.core.models import Episode
+from digest.jobs.extraction import Extractor, ExtractResult
 from digest.jobs.leases import Claimed, Leases, dead_here
-from digest.jobs.process import (
+from digest.jobs.transcription import (
     Fail,
-    Hooks,
-    Processor,
-    ProcessResult,
+    TranscriptResult,
     TranscriptSteps,
     obtain_transcript,
 )
-from digest.models import Episode
 from digest.store import Store
 
 Outcome = Literal["completed", "waiting", "failed", "claimed"]
@@ -47,7 +44,7 @@ class EpisodeOutcome:
 
     episode_id: str
     title: str
-    process: ProcessResult
+    process: TranscriptResult
     extract: ExtractResult | None = None  # None when no transcript was obtained
 
     @property
@@ -65,7 +62,7 @@ class EpisodeOutcome:
         return (self.extract.error if self.extract else None) or self.process.error
 
 
-def take_episode(
+def process_episode(
     episode: Episode, steps: EpisodeSteps, fail: Fail, leases: Leases
 ) -> EpisodeOutcome:
     """Claim the episode, obtain a transcript, then extract; every failure is recorded
@@ -75,7 +72,7 @@ def take_episode(
             # As it stands now: another worker may have finished it since it was listed.
             return _take(leases.store.episodes.get(episode.id), steps, fail)
     except Claimed as exc:
-        held = ProcessResult(episode.id, episode.title, "claimed", error=str(exc))
+        held = TranscriptResult(episode.id, episode.title, "claimed", error=str(exc))
         return EpisodeOutcome(episode.id, episode.title, held)
 
 
@@ -121,25 +118,6 @@ def work_list(
     seen = {e.id for e in todo}
     todo += [e for e in extractor.pending(now) if e.id not in seen]
     return [e for e in todo if e.id not in busy]
-
-
-@dataclass(frozen=True)
-class LocalSteps:
-    """Every step in this process: what `digest process` runs."""
-
-    processor: Processor
-    extractor: Extractor
-    force: bool = False
-    hooks: Hooks | None = None
-
-    def obtain(self, episode: Episode) -> ProcessResult | Path:
-        return self.processor.steps(force=self.force, hooks=self.hooks).obtain(episode)
-
-    def transcribe(self, episode: Episode, media: Path) -> ProcessResult:
-        return self.processor.steps(force=self.force, hooks=self.hooks).transcribe(episode, media)
-
-    def extract(self, episode: Episode) -> ExtractResult:
-        return self.extractor.extract(episode, force=self.force)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A claim (a row in the state database, `store.claims`) is taken before the work and
 renewed by a thread while it goes on, every third of the lease; a holder that is
 killed stops renewing and the lease runs out, so another worker takes the work over.
-The per-machine run lock (`digest.runlock`) cannot do this: workers on different
+The per-machine run lock (`digest.core.runlock`) cannot do this: workers on different
 machines share only the database.
 """
 
@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from digest.errors import DigestError
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.core.errors import DigestError
 from digest.store import Store
 
 log = logging.getLogger("digest.leases")

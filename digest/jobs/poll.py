@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from digest.config import Config
-from digest.errors import DigestError
-from digest.feeds import episode_id, fetch_feed, host_title, initial_status, parse_feed
-from digest.jobs.clock import utcnow
-from digest.models import Feed, FeedPollResult, FetchResult
-from digest.net import GuardedClient
+from digest.core.clock import utcnow
+from digest.core.config import Config
+from digest.core.errors import DigestError
+from digest.core.models import Feed, FeedPollResult, FetchResult
+from digest.core.net import GuardedClient
+from digest.feeds.parse import episode_id, fetch_feed, host_title, initial_status, parse_feed
 from digest.store import Store
 
 log = logging.getLogger("digest.feeds")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from digest.config import Config
-from digest.jobs.clock import utcnow
-from digest.models import ALL_SHOWS, DigestItem, selection_feeds
-from digest.select import select_top
+from digest.core.clock import utcnow
+from digest.core.config import Config
+from digest.core.models import ALL_SHOWS, DigestItem, selection_feeds
+from digest.edition.select import select_top
 from digest.store import Store
 
 

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from digest.config import Config, check_mail_links
-from digest.deliver import Composer, OutboxTransport, Transport, new_message_id
-from digest.errors import DigestError
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.core.config import Config, check_mail_links
+from digest.core.errors import DigestError
+from digest.core.models import ALL_SHOWS, DigestItem, Subscriber
+from digest.delivery.message import Composer, OutboxTransport, Transport, new_message_id
+from digest.delivery.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
+from digest.edition.render import render_for_readers, subject_for
 from digest.jobs.leases import Claimed, Leases
 from digest.jobs.preview import frozen_items, top_items
-from digest.models import ALL_SHOWS, DigestItem, Subscriber
-from digest.render import render_for_readers, subject_for
-from digest.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
 from digest.store import Delivery, Store
 
 log = logging.getLogger("digest.send")

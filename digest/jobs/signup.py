@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from digest.config import Config
-from digest.deliver import OutboxTransport, Outgoing, Transport, new_message_id, notice
-from digest.errors import DigestError, InvalidInput
-from digest.models import Feed, Subscriber
-from digest.render import environment
-from digest.smtp import SmtpTransport
+from digest.core.config import Config
+from digest.core.errors import DigestError, InvalidInput
+from digest.core.models import Feed, Subscriber
+from digest.delivery.message import OutboxTransport, Outgoing, Transport, new_message_id, notice
+from digest.delivery.smtp import SmtpTransport
+from digest.edition.render import environment
 from digest.store import Store
 from digest.store.subscriber_repo import Limits, Preferences, Signup, SignupRequest
 

@@ -11,25 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-from digest.captions import parse_transcript
-from digest.config import Config
-from digest.errors import DigestError, InvalidInput
-from digest.extract import EpisodeContext, Outcome, Usage, Window, ground
-from digest.extractive import extract_passages, extractive_version
-from digest.grounding import (
-    TranscriptIndex,
+from digest.core.config import Config
+from digest.core.errors import DigestError, InvalidInput
+from digest.core.models import DigestItem, Transcript
+from digest.core.templating import templates_root
+from digest.core.text import word_set_similarity
+from digest.edition.select import select_top
+from digest.insights import backends
+from digest.insights.context import EpisodeContext, Outcome, Usage
+from digest.insights.grounding import (
     dangling_opener,
     doubtful_quote,
     starts_mid_sentence,
-    word_set_similarity,
 )
-from digest.jobs.insights import EXTRACTIVE, chat_extractor
 from digest.jobs.preview import cost_usd
-from digest.models import DigestItem, Transcript
-from digest.prompts import load_prompt
-from digest.select import select_top
 from digest.store import Store
-from digest.templating import templates_root
+from digest.transcripts.captions import parse_transcript
 
 SPEAKING_RATE = 2.5  # words per second, to place untimed text files on a timeline
 ATTRIBUTION = re.compile(
@@ -95,38 +92,20 @@ def eval_set(folder: Path | None) -> list[Sample]:
 def run_prompt(
     config: Config, name: str, samples: Sequence[Sample], client: object = None
 ) -> list[Trial]:
-    """Extract with one prompt (or `extractive`) from each sample; nothing is stored."""
+    """Extract with one prompt (or a backend that reads none) from each sample; nothing is
+    stored."""
+    backend = backends.build(config, name, client)
     trials = []
-    if name == EXTRACTIVE:
-        version, model = extractive_version(), EXTRACTIVE
-        for sample in samples:
-            started = time.monotonic()
-            proposals = extract_passages(sample.transcript, config.digest.insights)
-            window = Window(1, 1, sample.transcript.segments, 0.0, float("inf"))
-            grounded = ground(
-                [(p, window) for p in proposals],
-                TranscriptIndex(sample.transcript),
-                sample.context,
-                version,
-                model,
-                config.extraction.match_threshold,
-                Usage(),
-            )
-            trials.append(Trial(name, version, model, sample, grounded, time.monotonic() - started))
-        return trials
-    extractor = chat_extractor(config, load_prompt(name, config.extraction.prompts_dir), client)
     for sample in samples:
         started = time.monotonic()
         outcome: Outcome | None = None
         error = None
         try:
-            outcome = extractor.extract(sample.transcript, sample.context, Usage())
+            outcome = backend.extract(sample.transcript, sample.context, Usage())
         except DigestError as exc:
             error = str(exc)
         elapsed = time.monotonic() - started
-        trials.append(
-            Trial(name, extractor.version, extractor.model, sample, outcome, elapsed, error)
-        )
+        trials.append(Trial(name, backend.version, backend.model, sample, outcome, elapsed, error))
     return trials
 
 

@@ -16,8 +16,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
-from digest.errors import StoreError
-from digest.statefiles import touch_private
+from digest.core.errors import StoreError
+from digest.core.statefiles import touch_private
 from digest.store.claim_repo import Claim, ClaimRepo
 from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
 from digest.store.episode_repo import EpisodeRepo

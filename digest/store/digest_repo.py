@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.models import ALL_SHOWS
+from digest.core.models import ALL_SHOWS
 from digest.store.schema import deliveries, digests
 
 _MARK_UPDATE = (

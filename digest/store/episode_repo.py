@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.errors import NotFound
-from digest.models import Episode, EpisodeStatus, Feed, ParsedEpisode, Person
+from digest.core.errors import NotFound
+from digest.core.models import Episode, EpisodeStatus, Feed, ParsedEpisode, Person
 from digest.store.schema import episodes, feeds, transcripts
 
 StatusFor = Callable[[ParsedEpisode], tuple[EpisodeStatus, str | None]]

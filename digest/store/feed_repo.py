@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.errors import InvalidInput, NotFound
-from digest.models import Feed
+from digest.core.errors import InvalidInput, NotFound
+from digest.core.models import Feed
 from digest.store.schema import feeds
 
 

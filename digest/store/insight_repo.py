@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.models import DigestItem, Insight
+from digest.core.models import DigestItem, Insight
 from digest.store.schema import episodes, extractions, feeds, insights, llm_calls
 
 ExtractionKey = tuple[str, str, str, str]  # episode id, transcript hash, prompt version, model

@@ -1,7 +1,7 @@
 """Subscriber rows (address, timezone, send time, shows, status, the secret token) and
 sign-ups awaiting confirmation (which also remember what the rate limits count).
 
-A subscriber is found by mailbox (`digest.subscribers.mailbox_key`), so every
+A subscriber is found by mailbox (`digest.core.addresses.mailbox_key`), so every
 spelling of one address reaches the same row; its `email` is the spelling the
 reader last confirmed, which is what mail is sent to.
 """
@@ -18,11 +18,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from digest.errors import InvalidInput, NotFound
-from digest.models import Subscriber
+from digest.core.addresses import inbox_key, mailbox_key
+from digest.core.errors import InvalidInput, NotFound
+from digest.core.models import Subscriber
 from digest.store.exclusive import exclusive
 from digest.store.schema import signups, subscribers
-from digest.subscribers import inbox_key, mailbox_key
 
 
 def new_token() -> str:

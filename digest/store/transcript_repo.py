@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from digest.models import Segment, Transcript
+from digest.core.models import Segment, Transcript
 from digest.store.schema import transcripts
 
 

@@ -8,9 +8,9 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
-from digest.jobs.clock import utcnow
+from digest.core.clock import utcnow
+from digest.edition.render import render_email
 from digest.jobs.preview import frozen_items
-from digest.render import render_email
 from digest.web.atom import atom_feed
 from digest.web.site import Site
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from feedgen.feed import FeedGenerator
 
-from digest.models import DigestItem
+from digest.core.models import DigestItem
 from digest.store.digest_repo import FrozenDigest
 
 

@@ -19,7 +19,7 @@ import re
 import secrets
 from pathlib import Path
 
-from digest.statefiles import write_private_once
+from digest.core.statefiles import write_private_once
 
 COOKIE = "digest_csrf"
 SECURE_COOKIE = "__Host-digest_csrf"  # https: the browser binds it to this exact host

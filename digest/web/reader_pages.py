@@ -11,10 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digest.config import Config
-from digest.errors import InvalidInput
+from digest.core.config import Config
+from digest.core.errors import InvalidInput
+from digest.core.models import Subscriber
 from digest.jobs.signup import describe_schedule
-from digest.models import Subscriber
 from digest.store.subscriber_repo import Preferences
 from digest.web.site import Site, field
 

@@ -25,9 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from digest.config import Config
+from digest.core.addresses import TOKEN
+from digest.core.config import Config
 from digest.store import Store
-from digest.subscribers import TOKEN
 from digest.web.archive_pages import ArchivePages
 from digest.web.guard import Guard
 from digest.web.reader_pages import ReaderPages

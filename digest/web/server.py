@@ -18,7 +18,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from digest.config import WebSettings
+from digest.core.settings import WebSettings
 
 
 def header_deadline(seconds: float) -> type[asyncio.Protocol]:

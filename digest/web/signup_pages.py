@@ -8,12 +8,12 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digest.errors import InvalidInput
+from digest.core.addresses import normalise_email
+from digest.core.clock import utcnow
+from digest.core.errors import InvalidInput
+from digest.core.models import Subscriber
 from digest.jobs import signup
-from digest.jobs.clock import utcnow
-from digest.models import Subscriber
 from digest.store.subscriber_repo import Preferences
-from digest.subscribers import normalise_email
 from digest.web import csrf
 from digest.web.reader_pages import describe
 from digest.web.site import Site, field

@@ -18,13 +18,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest.config import Config
-from digest.errors import InvalidInput
+from digest.core.addresses import check_send_time
+from digest.core.config import Config
+from digest.core.errors import InvalidInput
+from digest.core.templating import templates_root
 from digest.jobs import signup
 from digest.store import Store
 from digest.store.subscriber_repo import Preferences
-from digest.subscribers import check_send_time
-from digest.templating import templates_root
 from digest.web import csrf
 
 BAD_FORM = (

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from digest import jobs
 from digest.cli import cli
-from digest.config import Config
-from digest.jobs.insights import Extractor
-from digest.jobs.process import Processor
+from digest.core.config import Config
+from digest.jobs.extraction import Extractor
+from digest.jobs.transcription import Transcription
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.feeds import item, serve_feed
@@ -36,7 +36,7 @@ def test_one_run_at_a_time_and_a_killed_holder_frees_the_lock(make_config: Any) 
     config_file.write_text(f'[storage]\nstate_dir = "{config.state_dir}"\n')
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from digest.runlock import run_lock\n"
+         "import sys, time; from pathlib import Path; from digest.core.runlock import run_lock\n"
          "with run_lock(Path(sys.argv[1]), 'run'):\n print('held', flush=True); time.sleep(60)",
          str(config.state_dir)],
         stdout=subprocess.PIPE, text=True,
@@ -88,8 +88,8 @@ def test_disk_full_while_writing_media_fails_clearly_and_the_next_run_recovers(
     [episode] = store.episodes.list()
     assert episode.status == "pending" and episode.attempts == 0, "a full disk is not its fault"
     assert not list((config.state_dir / "media").glob("*")), "no partial file left behind"
-    with Processor(store, config) as processor:  # space again: the next run finishes
-        assert processor.process(store.episodes.get(episode.id)).outcome == "transcribed"
+    with Transcription(store, config) as transcription:  # space again: the next run finishes
+        assert transcription.transcribe(store.episodes.get(episode.id)).outcome == "transcribed"
 
 
 def test_an_llm_outage_leaves_episodes_waiting_and_the_digest_still_goes_out(
@@ -140,9 +140,9 @@ def test_a_postgresql_restart_mid_run_costs_nothing(
     store.subscribers.add("reader@example.org", jobs.utcnow())
     assert jobs.poll_feeds(store, config)[0].outcome == "updated"
     pg_server.restart()  # every pooled connection is now dead
-    with Processor(store, config) as processor:
+    with Transcription(store, config) as transcription:
         [episode] = store.episodes.processable(max_attempts=3)
-        assert processor.process(episode).outcome == "transcribed"
+        assert transcription.transcribe(episode).outcome == "transcribed"
     pg_server.restart()
     extractor = Extractor(store, config)
     assert [extractor.extract(e).outcome for e in extractor.pending()] == ["extracted"]

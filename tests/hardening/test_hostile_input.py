@@ -21,9 +21,9 @@ from xml.sax.saxutils import escape
 import pytest
 
 from digest import jobs
-from digest.config import Config
-from digest.jobs.insights import Extractor
-from digest.jobs.process import Processor
+from digest.core.config import Config
+from digest.jobs.extraction import Extractor
+from digest.jobs.transcription import Transcription
 from digest.store import Store
 from tests.support.fake_openai import (
     Call,
@@ -193,9 +193,9 @@ def test_every_hostile_item_fails_alone_and_the_good_show_is_delivered_once(
     # (what the socket buffers took before the client hung up; 1 to 3 MB measured).
     assert server.bytes_sent <= 4 * 2**20, "the 500 MB feed was refused from its length"
 
-    with Processor(store, config) as processor:
+    with Transcription(store, config) as transcription:
         processed = {
-            e.title: processor.process(e) for e in store.episodes.processable(max_attempts=3)
+            e.title: transcription.transcribe(e) for e in store.episodes.processable(max_attempts=3)
         }
     good = ("Plain episode", "Silent episode")
     hostile_title = next(t for t in processed if "alert(1)" in t)

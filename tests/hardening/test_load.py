@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from bench.common import current_rss_mb
 from digest import jobs
 from digest.cli import cli
-from digest.deliver import Outgoing
-from digest.jobs.insights import Extractor
-from digest.jobs.process import Processor
+from digest.delivery.message import Outgoing
+from digest.jobs.extraction import Extractor
+from digest.jobs.transcription import Transcription
 from digest.store import Store
 from digest.store.schema import subscribers
 from tests.support.httpserver import LoopbackServer, Route
@@ -95,8 +95,8 @@ def test_a_week_of_1000_feeds_and_10000_subscribers(
         polled = jobs.poll_feeds(store, config, now=now)
         assert sum(len(r.new_episode_ids) for r in polled) == NEW_PER_DAY
         assert sum(r.outcome == "not_modified" for r in polled) == FEEDS - NEW_PER_DAY
-        with Processor(store, config) as processor:
-            done = [processor.process(e) for e in store.episodes.processable(max_attempts=3)]
+        with Transcription(store, config) as transcription:
+            done = [transcription.transcribe(e) for e in store.episodes.processable(max_attempts=3)]
         assert [r.outcome for r in done] == ["transcribed"] * NEW_PER_DAY
         extractor = Extractor(store, config)
         extracted = [extractor.extract(e) for e in extractor.pending()]

@@ -14,8 +14,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from digest import jobs
-from digest.config import config_from_dict
-from digest.jobs.insights import Extractor
+from digest.core.config import config_from_dict
+from digest.jobs.extraction import Extractor
 from digest.jobs.send import send_digests
 from digest.store import Store, redact
 from tests.support.fake_openai import FakeOpenAI, Reply

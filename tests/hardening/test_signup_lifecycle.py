@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import Config
+from digest.core.config import Config
 from digest.jobs import utcnow
 from digest.store import Store
 from digest.store.schema import signups, subscribers

@@ -13,7 +13,7 @@ def whisper_workers(root: int) -> list[int]:
     pids = []
     for pid in descendants(root):
         try:
-            if b"digest.whisper_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"digest.transcripts.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 pids.append(pid)
         except OSError:
             continue

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digest.config import Config
-from digest.feeds import parse_feed
-from digest.jobs.clock import utcnow
-from digest.jobs.insights import Extractor
-from digest.models import Segment, Transcript
+from digest.core.clock import utcnow
+from digest.core.config import Config
+from digest.core.models import Segment, Transcript
+from digest.feeds.parse import parse_feed
+from digest.jobs.extraction import Extractor
 from digest.store import Store
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"

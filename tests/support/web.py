@@ -15,8 +15,8 @@ import httpx
 import sqlalchemy as sa
 import uvicorn
 
-from digest.config import Config
-from digest.models import Feed
+from digest.core.config import Config
+from digest.core.models import Feed
 from digest.store import Store
 from digest.store.schema import signups
 from digest.web import create_app

@@ -25,8 +25,8 @@ depends_on = None
 
 
 def _keys(address: str) -> tuple[str, str]:
-    from digest.errors import InvalidInput
-    from digest.subscribers import inbox_key, mailbox_key
+    from digest.core.addresses import inbox_key, mailbox_key
+    from digest.core.errors import InvalidInput
 
     try:
         return mailbox_key(address), inbox_key(address)

@@ -1,0 +1,43 @@
+"""The daily top N: pure ranking with diversity. Same inputs, same digest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from digest.core.models import DigestItem
+from digest.core.text import word_set_similarity
+
+
+def rank_key(item: DigestItem) -> tuple[int, float, str, float, str]:
+    """Importance first; then newer episodes, earlier moments, and the id as tie-breaks."""
+    published = item.published_at or datetime.min.replace(tzinfo=UTC)
+    return (
+        -item.insight.importance,
+        -published.timestamp(),
+        item.insight.episode_id,
+        item.insight.start_seconds or 0.0,
+        item.insight.id,
+    )
+
+
+def select_top(
+    candidates: Sequence[DigestItem], *, count: int, max_per_episode: int, similarity: float
+) -> list[DigestItem]:
+    """The best `count` insights, at most `max_per_episode` from one episode, no near-twins.
+
+    When too few episodes qualify, fewer insights go out: a short digest beats filler.
+    """
+    chosen: list[DigestItem] = []
+    per_episode: Counter[str] = Counter()
+    for item in sorted(candidates, key=rank_key):
+        if len(chosen) == count:
+            break
+        if per_episode[item.insight.episode_id] >= max_per_episode:
+            continue
+        if any(word_set_similarity(item.insight.text, c.insight.text) > similarity for c in chosen):
+            continue
+        chosen.append(item)
+        per_episode[item.insight.episode_id] += 1
+    return chosen
