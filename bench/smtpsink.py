@@ -60,7 +60,7 @@ def main() -> None:
             "hang_ups": sink.hang_ups,
         }
         print(json.dumps(stats), flush=True)
-    server.stop()
+    server.stop(hold_port=False)
 
 
 if __name__ == "__main__":

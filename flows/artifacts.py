@@ -81,7 +81,7 @@ def failed_episodes(failures: list[jobs.Failure]) -> None:
 def send_results(store: Store, config: Config, report: jobs.SendReport) -> None:
     dates = sorted({r.date for r in report.results})
     for day in dates:
-        items = jobs.digest_items(store, config, day)
+        items = jobs.edition_items(store, config, day)
         create_markdown_artifact(
             markdown=f"```\n{render.render_email(day, items).text}\n```",
             key="digest-preview",

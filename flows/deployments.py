@@ -7,8 +7,9 @@ from typing import Any
 from prefect import serve
 
 from digest.core.config import load_config
-from flows.context import context
-from flows.pipeline import daily_digest, digest_pipeline, poll_feeds, process_episode, schedules
+
+from .context import context
+from .pipeline import daily_digest, digest_pipeline, poll_feeds, process_episode, schedules
 
 NAMES = ("poll-feeds", "process-episode", "daily-digest", "digest-pipeline")
 

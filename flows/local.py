@@ -65,13 +65,17 @@ def prefect_api() -> Iterator[None]:
 
 
 @contextmanager
-def local_run() -> Iterator[None]:
+def local_run(verbose: int = 0) -> Iterator[None]:
     """Settings for a run from a terminal or cron, and one-line errors for Prefect's.
 
     No flow-run heartbeats: they let a server notice a crashed run through an
     automation; a local run's crash is seen by whoever started it, and each flow run
     paid up to a second at its end joining Prefect's heartbeat thread
-    (docs/benchmarks.md). Set either heartbeat variable to keep them."""
+    (docs/benchmarks.md). Set either heartbeat variable to keep them.
+
+    Prefect's line per flow and task run ("Finished in state Completed()") goes to the
+    Prefect UI as ever, and to the terminal only with `-v`: the terminal shows the
+    run's own progress and summary instead."""
     from prefect.settings import temporary_settings
 
     updates = (
@@ -79,8 +83,33 @@ def local_run() -> Iterator[None]:
         if any(os.environ.get(v) for v in HEARTBEAT_VARIABLES)
         else {"flows.heartbeat_frequency": None}
     )
-    with temporary_settings(updates=updates), prefect_api():
+    with temporary_settings(updates=updates), prefect_api(), _quiet_console(verbose):
         yield
+
+
+@contextmanager
+def _quiet_console(verbose: int) -> Iterator[None]:
+    """The terminal's log handlers at WARNING for the duration, unless asked for more.
+
+    Prefect's flow and task loggers propagate to the root logger: with the CLI's own
+    handler there (`digest -v`'s), Prefect leaves its console handler off and every
+    task line reaches the terminal through ours, so both kinds are quieted."""
+    import logging
+
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if type(h) is logging.StreamHandler or type(h).__name__ == "PrefectConsoleHandler"
+    ]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler, before in zip(handlers, levels, strict=True):
+            handler.setLevel(before)
 
 
 def deployed_server() -> bool:
@@ -90,7 +119,7 @@ def deployed_server() -> bool:
         return False
     from prefect.client.orchestration import get_client
 
-    from flows.pipeline import PROCESS_DEPLOYMENT
+    from .pipeline import PROCESS_DEPLOYMENT
 
     try:
         with get_client(sync_client=True) as client:

@@ -38,9 +38,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from digest import jobs
 from digest.core.errors import DigestError, ServiceUnavailable
-from digest.core.models import Episode, FeedPollResult, FetchResult
-from flows import artifacts
-from flows.context import context, deployed, prompt_override, transcription
+from digest.core.models import Episode, FetchResult
+
+from . import artifacts
+from .context import context, deployed, prompt_override, transcription
 
 # Prefect ships the `digest` logger's records to the UI; make sure INFO gets that far
 # even when the host process configured the root logger for warnings only.
@@ -96,6 +97,7 @@ def poll_feeds(config_path: str | None = None, enqueue: bool = True) -> list[str
     their processing."""
     config, store = context(config_path)
     feeds = store.feeds.list()
+    jobs.progress.begin("feeds", len(feeds))
     # Bounded: an unbounded pool would open a connection to every feed at once.
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(config.feeds.concurrency)
     with runner:
@@ -124,7 +126,7 @@ def poll_feeds(config_path: str | None = None, enqueue: bool = True) -> list[str
         for episode in jobs.work_list(store, config, extractor):
             start_processing(episode, config_path)
     artifacts.failed_episodes(jobs.failures(store, config))
-    print(summarise_poll(results))
+    print(jobs.poll_summary(results))
     return new
 
 
@@ -133,12 +135,6 @@ def _raised_or_result(future: Any) -> FetchResult | Exception:
         return future.result()  # type: ignore[no-any-return]
     except Exception as exc:  # retries are spent: jobs.record stores it on the feed
         return exc
-
-
-def summarise_poll(results: list[FeedPollResult]) -> str:
-    new = sum(r.new_episodes for r in results)
-    failed = sum(r.outcome == "failed" for r in results)
-    return f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed."
 
 
 def start_processing(episode: Episode, config_path: str | None) -> None:
@@ -356,7 +352,10 @@ def digest_pipeline(config_path: str | None = None) -> dict[str, Any]:
     new = poll_feeds(config_path, enqueue=False)
     extractor = jobs.Extractor(store, config, prompt=prompt_override())
     outcomes = []
-    for episode in jobs.work_list(store, config, extractor):
+    work = jobs.work_list(store, config, extractor)
+    jobs.progress.begin("episodes", len(work))
+    jobs.progress.begin("insights")
+    for episode in work:
         state = process_episode(episode.id, config_path, wait_for_llm=False, return_state=True)
         outcomes.append(state.result() if state.is_completed() else _failed(store, episode, state))
     sent = daily_digest(config_path=config_path, wait_for_smtp=False, return_state=True)

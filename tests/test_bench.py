@@ -17,6 +17,7 @@ from bench import delivery, extraction, polling, transcription
 from bench.docs import write_docs
 
 
+@pytest.mark.slow  # 40 feeds polled twice, with the failing ones' retries
 def test_polling_benchmark_sees_304s_and_isolated_failures() -> None:
     r = polling.run(40, repeats=1)
     assert r["first_outcomes"] == {"updated": 36, "failed": 4}  # 2 × (500, 404); 2 redirects
@@ -50,7 +51,7 @@ def test_transcription_benchmark_runs_a_configuration_in_its_own_process(
 ) -> None:
     clip, text = speech["matrix"]
     r = transcription.run_config(transcription.DEFAULT, [clip], clip, 1, tmp_path / "unused.pt")
-    assert r["options"]["backend"] == "faster-whisper" and r["options"]["cpu_threads"] == 1
+    assert r["options"]["engine"] == "faster-whisper" and r["options"]["cpu_threads"] == 1
     assert transcription.pooled_wer([text], r["texts"]) < 0.3
     assert r["peak_rss_mb"] > 50 and r["wall_s"] > 0
 

@@ -18,7 +18,7 @@ from digest.core.clock import utcnow
 from digest.core.models import EmailContent, Subscriber
 from digest.delivery.message import Composer, build_message, links_for, serialise
 from digest.edition.render import render_email
-from digest.jobs.send import items_for
+from digest.jobs.edition import edition_items
 from digest.store import Store
 from tests.support.seed import seed_insights
 
@@ -34,7 +34,7 @@ def content(make_config: Any) -> EmailContent:
     seed_insights(store, config)
     now = utcnow()
     day = now.date().isoformat()
-    items = items_for(store, config, day, now, freeze=False)
+    items = edition_items(store, config, day, now)
     assert items
     return render_email(day, items, archive_url=f"{BASE}/archive/{day}")
 

@@ -74,6 +74,7 @@ def test_the_converted_checkpoint_loads_strictly(checkpoint: Path) -> None:
     assert model.dims.n_vocab == 51864 and not model.is_multilingual
 
 
+@pytest.mark.slow  # real Whisper
 def test_both_engines_give_the_same_words_on_the_same_weights(
     checkpoint: Path, make_config: Any, speech: Clips
 ) -> None:

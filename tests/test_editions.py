@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import digest.jobs.send as send_module
+import digest.jobs.edition as edition_module
 from digest.cli import cli
 from digest.core.models import selection_key
 from digest.jobs import send_digests
-from digest.jobs.preview import top_items
+from digest.jobs.edition import top_items
 from digest.store import Store
 from tests.support.seed import SCRIPTS, seed_insights
 from tests.support.smtpserver import SmtpServer
@@ -50,13 +50,13 @@ def test_each_reader_gets_only_their_shows_and_one_render_per_selection(
     store.subscribers.add("all@example.org", NOW)
     store.subscribers.add("quiet@example.org", NOW, shows=(quiet,))
     renders: list[int] = []
-    real_render = send_module.render_for_readers
+    real_render = edition_module.render_for_readers
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         renders.append(1)
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(send_module, "render_for_readers", counting)
+    monkeypatch.setattr(edition_module, "render_for_readers", counting)
     report = send_digests(store, config, now=NOW)
 
     got = {str(m["To"]): shows_in(m) for m in mailbox.messages}

@@ -150,7 +150,7 @@ def test_an_unreachable_server_stops_the_batch_and_the_next_run_sends_everything
         assert send_digests(store, moved, now=NOW).count("sent") == 2
         assert len(restarted.mailbox.messages) == 2
     finally:
-        restarted.stop()
+        restarted.stop(hold_port=False)
 
 
 def test_without_an_smtp_host_messages_go_to_the_outbox(store: Store, make_config: Any) -> None:

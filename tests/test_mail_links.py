@@ -118,7 +118,7 @@ def test_an_idn_address_reaches_a_relay_without_smtputf8(store: Store, make_conf
         store.subscribers.add("leser@bücher.de", utcnow())
         report = send_digests(store, config)
     finally:
-        relay.stop()
+        relay.stop(hold_port=False)
     assert [r.outcome for r in report.results] == ["sent"]
     [(_sender, recipients, options)] = relay.mailbox.envelopes
     assert recipients == ["leser@xn--bcher-kva.de"] and "SMTPUTF8" not in options

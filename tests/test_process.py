@@ -90,6 +90,7 @@ def test_publisher_transcripts_are_used_and_the_audio_is_never_requested(
     assert saved["segments"][0]["speaker"] == "Alice"
 
 
+@pytest.mark.slow  # real Whisper
 def test_whisper_transcribes_real_speech_and_a_rerun_does_nothing(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:
@@ -137,6 +138,7 @@ def test_whisper_transcribes_real_speech_and_a_rerun_does_nothing(
     assert http_server.count("/1.mp3") == 1, "nothing is downloaded twice"
 
 
+@pytest.mark.slow  # real Whisper
 def test_long_audio_is_transcribed_in_windows_with_correct_offsets(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:
@@ -155,6 +157,7 @@ def test_long_audio_is_transcribed_in_windows_with_correct_offsets(
     assert len(list((config.state_dir / "media").iterdir())) == 1, "keep_audio keeps the file"
 
 
+@pytest.mark.slow  # real Whisper
 def test_a_corrupt_enclosure_fails_only_its_episode(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:
@@ -188,6 +191,7 @@ def test_a_corrupt_enclosure_fails_only_its_episode(
     assert listed["Episode 2"].attempts == 1
 
 
+@pytest.mark.slow  # real Whisper
 def test_identical_audio_is_transcribed_once_and_force_redoes_it(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:
@@ -215,6 +219,7 @@ def test_identical_audio_is_transcribed_once_and_force_redoes_it(
         assert len(calls) == 2
 
 
+@pytest.mark.slow  # real Whisper
 def test_a_transcription_timeout_stops_the_worker_and_fails_the_episode(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:
@@ -235,6 +240,7 @@ def test_a_transcription_timeout_stops_the_worker_and_fails_the_episode(
     assert running == [], "the timeout itself stopped the worker, not the clean-up after"
 
 
+@pytest.mark.slow  # real Whisper
 def test_a_whisper_worker_that_dies_fails_its_episode_and_the_next_goes_on(
     store: Store, http_server: LoopbackServer, make_config: Any, speech: Clips
 ) -> None:

@@ -10,53 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-MARKER = "DIGEST_TEST_RUN"
-
-
-def marked(token: str) -> list[int]:
-    """Processes on this machine whose environment carries our marker: the run and all
-    it started (children inherit the environment, orphans included)."""
-    found = []
-    needle = f"{MARKER}={token}".encode()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if needle in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:
-            continue
-    return found
-
-
-def gone(token: str, seconds: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (left := marked(token)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
-
-
-def digest_env(home: Path, **extra: str) -> tuple[dict[str, str], str]:
-    token = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), MARKER: token, **extra})
-    return env, token
-
-
-def sample_config(tmp_path: Path) -> Path:
-    config = tmp_path / "digest.toml"
-    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
-    return config
-
-
-def digest(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest.cli", "--config", str(config), *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+from tests.support.processes import digest, digest_env, gone, sample_config
 
 
 def test_prefect_waits_generously_for_its_temporary_server_unless_told_otherwise() -> None:
@@ -134,7 +92,7 @@ def test_an_interrupted_run_leaves_no_process_behind(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while not descendants_named(run.pid, "whisper_worker"):  # mid-transcription
+        while not descendants_named(run.pid, "digest.transcripts.worker"):  # mid-transcription
             assert run.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "no Whisper worker appeared"
             time.sleep(0.2)

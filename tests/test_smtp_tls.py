@@ -46,7 +46,7 @@ def servers() -> Iterator[list[SmtpServer]]:
     started: list[SmtpServer] = []
     yield started
     for server in started:
-        server.stop()
+        server.stop(hold_port=False)
 
 
 def serve(servers: list[SmtpServer], **kwargs: Any) -> SmtpServer:

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.core.clock import utcnow
 from digest.edition.render import render_email
-from digest.jobs.send import items_for, send_digests
+from digest.jobs.edition import edition_items
+from digest.jobs.send import send_digests
 from digest.store import Store
 from tests.support.browser import chromium
 from tests.support.requirements import need
@@ -137,7 +138,7 @@ def test_the_email_fits_a_phone_screen_in_chromium(
     need("chromium")
     config = make_config()
     seed_insights(store, config, show="A show with an extraordinarily long name that goes on " * 3)
-    items = items_for(store, config, "2026-11-23", NOW, freeze=False)
+    items = edition_items(store, config, "2026-11-23", NOW)
     _, html = render_email("2026-11-23", items, "https://digest.example/archive").personalise(
         "https://digest.example/unsubscribe/" + "t" * 32,
         "https://digest.example/subscription/" + "t" * 32,

@@ -18,8 +18,8 @@ from digest.core.templating import templates_root
 from digest.feeds.parse import parse_feed
 from digest.insights.backends.chat import GRAMMAR_MAX_CHARS
 from digest.insights.prompts import bounded_schema, list_prompts, load_prompt
+from digest.jobs.edition import edition_items
 from digest.jobs.extraction import Extractor
-from digest.jobs.preview import digest_items
 from digest.store import Store
 from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
 from tests.support.seed import corpus_transcript
@@ -248,7 +248,7 @@ def test_switching_prompts_re_extracts_only_inside_the_window_and_ships_the_new_
         switched.extract(episode)
     assert {i.prompt_version for i in store.insights.for_episode("new")} == {switched.version}
     assert {i.prompt_version for i in store.insights.for_episode("old")} == {first.version}
-    preview = digest_items(
+    preview = edition_items(
         store,
         make_config(extraction={**settings, "prompt": "sharper"}),
         utcnow().date().isoformat(),

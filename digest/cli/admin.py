@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from digest import jobs
 from digest.cli.base import App, cli, console, emit_json, esc
+from digest.cli.orchestration import flows
 from digest.core.addresses import normalise_email
 from digest.core.config import check_mail_links
 from digest.core.errors import InvalidInput
@@ -20,45 +20,19 @@ from digest.transcripts.convert import convert_ct2
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
     """Health at a glance: feeds failing, episodes by stage, subscribers."""
-    summary = app.store.summary()
-    failing = [f for f in app.store.feeds.list() if f.consecutive_failures]
-    summary["llm_usage"] = [
-        {
-            **u,
-            "cost_usd": jobs.cost_usd(
-                app.config, u["model"], u["prompt_tokens"], u["completion_tokens"]
-            ),
-        }
-        for u in app.store.insights.usage_by_day(jobs.utcnow() - timedelta(days=7))
-    ]
-    summary["failing_feeds"] = [
-        {"url": f.url, "consecutive_failures": f.consecutive_failures, "last_error": f.last_error}
-        for f in failing
-    ]
-    summary["pending_signups"] = summary["subscribers"].get("pending", 0)
-    failed = jobs.failures(app.store, app.config)
-    summary["failed_episodes"] = [
-        {
-            "id": f.episode_id,
-            "title": f.title,
-            "show": f.show,
-            "error": f.error,
-            "attempts": f.attempts,
-            "retry_at": f.retry_at.isoformat() if f.retry_at else None,
-        }
-        for f in failed
-    ]
+    summary = jobs.status_report(app.store, app.config)
     if as_json:
         return emit_json(summary)
     feeds_health = summary["feeds"]
     console.print(f"Feeds: {feeds_health['total']} ({feeds_health['failing']} failing)")
-    for f in failing:
+    for f in summary["failing_feeds"]:
         console.print(
-            f"  [red]✗[/] {f.url}: {f.consecutive_failures} failed poll(s): {f.last_error}"
+            f"  [red]✗[/] {esc(f['url'])}: {f['consecutive_failures']} failed poll(s): "
+            f"{esc(f['last_error'])}"
         )
     episodes_line = ", ".join(f"{n} {s}" for s, n in sorted(summary["episodes"].items())) or "none"
     console.print(f"Episodes: {episodes_line}")
-    for e in failed:
+    for e in jobs.failures(app.store, app.config):
         console.print(
             f"  [red]✗[/] {e.episode_id[:8]} {esc(e.title)}: {esc(e.error)} "
             f"({e.attempts} attempt(s); next retry: {e.next_retry})"
@@ -170,9 +144,8 @@ def config_reference() -> None:
 @click.pass_obj
 def serve(app: App) -> None:
     """Serve every deployment with its schedule in this process (Ctrl-C stops)."""
-    from flows.deployments import serve_all
-    from flows.local import prefect_api
-
     _ = app.store  # migrate before the first scheduled run; fail fast on a bad database
-    with prefect_api():
-        serve_all(str(Path(app.config_path).resolve()) if app.config_path else None)
+    with flows("local").prefect_api():
+        flows("deployments").serve_all(
+            str(Path(app.config_path).resolve()) if app.config_path else None
+        )

@@ -30,8 +30,9 @@ SAMPLE_READER = "reader@example.com"
 class App:
     """Per-invocation state: config loaded on first use, store opened on first use."""
 
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, verbose: int = 0) -> None:
         self.config_path = config_path
+        self.verbose = verbose
         self._config: Config | None = None
         self._store: Store | None = None
 
@@ -109,7 +110,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    ctx.obj = ctx.with_resource(closing(App(config_path)))
+    ctx.obj = ctx.with_resource(closing(App(config_path, verbose)))
 
 
 def check_date(value: str) -> str:

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from digest import jobs
 from digest.cli.base import App, check_date, cli, console, emit_json, esc, locked, when
-from digest.cli.progress import ProcessProgress
+from digest.cli.orchestration import flows
+from digest.cli.progress import ProcessProgress, RunProgress
 from digest.core.addresses import normalise_email
 from digest.core.config import check_mail_links
 from digest.core.errors import DigestError, InvalidInput, NotFound
@@ -52,9 +53,7 @@ def print_poll(results: list[Any]) -> None:
             esc(r.error),
         )
     console.print(table)
-    failed = sum(r.outcome == "failed" for r in results)
-    new = sum(r.new_episodes for r in results)
-    console.print(f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed.")
+    console.print(jobs.poll_summary(results))
 
 
 @cli.command()
@@ -132,14 +131,12 @@ def retry(app: App, episode_ids: tuple[str, ...], all_failed: bool) -> None:
         return
     for episode in episodes:
         store.episodes.reset(episode.id, jobs.utcnow())
-    from flows.local import deployed_server
-
     config_path = str(Path(app.config_path).resolve()) if app.config_path else None
-    if deployed_server():
-        from flows.pipeline import enqueue
-
+    if flows("local").deployed_server():
         for episode in episodes:
-            run = enqueue(episode.id, config_path)  # no key: never deduplicated away
+            run = flows("pipeline").enqueue(
+                episode.id, config_path
+            )  # no key: never deduplicated away
             console.print(f"Enqueued {esc(episode.title)} ({episode.id[:8]}) as run {run}.")
         return
     with run_lock(app.config.state_dir, "retry"):  # process_episode reads each one afresh
@@ -228,7 +225,7 @@ def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
         zone = ZoneInfo(reader.timezone or app.config.digest.timezone)
         day = day or now.astimezone(zone).date().isoformat()
     day = check_date(day) if day else now.date().isoformat()
-    items = jobs.digest_items(app.store, app.config, day, now, selection)
+    items = jobs.edition_items(app.store, app.config, day, now, selection)
     if fmt == "json":
         return emit_json(render.to_json(day, items))
     if not items:
@@ -272,12 +269,10 @@ def run(app: App) -> None:
     check_mail_links(app.config)  # before an hour of work, not after it
     # One code path: the same Prefect flows the scheduler runs. With PREFECT_API_URL set
     # the run shows up in that server's UI; without, Prefect runs it in ephemeral mode.
-    from flows.local import local_run
-    from flows.pipeline import digest_pipeline
-
     config_path = str(Path(app.config_path).resolve()) if app.config_path else None
-    with local_run():
-        summary = digest_pipeline(config_path=config_path)
+    watcher = RunProgress(console)
+    with flows("local").local_run(verbose=app.verbose), watcher, jobs.progress.watching(watcher):
+        summary = flows("pipeline").digest_pipeline(config_path=config_path)
     console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
     print_outcomes(summary["episodes"])
     sent = summary["digest"]

@@ -12,7 +12,7 @@ from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, wh
 from digest.core.addresses import check_send_time, check_subscriber_timezone, normalise_email
 from digest.core.errors import InvalidInput, NotFound
 from digest.core.models import Subscriber, to_json
-from digest.delivery.message import forget_outbox
+from digest.delivery.outbox import forget_outbox
 from digest.feeds.opml import parse_opml, render_opml
 from digest.feeds.sample import install_sample
 
@@ -39,10 +39,10 @@ def init(app: App, sample: bool) -> None:
 
 def prepare_prefect() -> None:
     """Migrate Prefect's local database now, so the first `digest run` starts quickly."""
-    from flows.local import prepare
+    from digest.cli.orchestration import flows
 
     try:
-        url = prepare()
+        url = flows("local").prepare()
     except Exception as exc:  # the first run migrates it anyway; say so and go on
         console.print(
             f"[yellow]Prefect's local database was not prepared ({exc}); "

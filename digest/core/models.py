@@ -288,3 +288,14 @@ class EmailContent:
             return body.replace(UNSUBSCRIBE, unsubscribe_url).replace(MANAGE, manage_url)
 
         return fill(self.text), fill(self.html)
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One date's top insights for one choice of shows, as every channel delivers it: the
+    items, and the email rendered once (personal links left as placeholders)."""
+
+    date: str
+    selection: str  # ALL_SHOWS or the sorted feed ids (see selection_key)
+    items: tuple[DigestItem, ...]
+    email: EmailContent

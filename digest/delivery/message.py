@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
 from digest.core.addresses import ascii_address
 from digest.core.models import EmailContent, Subscriber
-from digest.core.statefiles import write_private
 
 # Headers up to RFC 5322's 998 characters: folding List-Unsubscribe at 78 would turn
 # its URLs into RFC 2047 encoded-words that mail clients cannot parse.
@@ -185,39 +183,11 @@ def new_message_id(sender: str) -> str:
 
 
 class Transport(Protocol):
+    """How a message leaves: SMTP (`digest.delivery.smtp`) or the outbox."""
+
     def send(self, message: Outgoing) -> None: ...
 
     def close(self) -> None: ...
-
-
-class OutboxTransport:
-    """No SMTP host configured: each message becomes `<outbox>/<date>/<address>.eml`."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.written: list[Path] = []
-
-    def send(self, message: Outgoing) -> None:
-        path = self.folder / outbox_name(message.recipient)
-        write_private(path, message.data)  # readers' addresses and tokens: 0600
-        self.written.append(path)
-
-    def close(self) -> None:
-        pass
-
-
-def outbox_name(recipient: str) -> str:
-    """The file a message to `recipient` is written to, in any outbox folder."""
-    return "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient) + ".eml"
-
-
-def forget_outbox(outbox: Path, address: str) -> int:
-    """Delete every outbox message to `address` (a subscriber removed); how many."""
-    name = outbox_name(ascii_address(address)).casefold()  # any spelling of the mailbox
-    found = [p for p in outbox.glob("*/*.eml") if p.name.casefold() == name]
-    for path in found:
-        path.unlink()
-    return len(found)
 
 
 def notice(sender: str, to: str, subject: str, text: str, message_id: str) -> Outgoing:

@@ -1,9 +1,10 @@
 """SMTP as providers run it: STARTTLS on 587 or implicit TLS on 465, then a login.
 
-Every failure is sorted by what can cure it. `SmtpSetupError`: only a setting can (a
+Every failure is sorted by what can cure it (the channel errors of
+`digest.delivery.channels`). `ChannelSetupError`: only a setting can (a
 refused password, a certificate that does not verify, STARTTLS or AUTH not offered,
 a TLS handshake that fails, the sender refused); its message names that setting,
-and retrying is pointless, so the batch stops at once. `ConnectionFailed`: the
+and retrying is pointless, so the batch stops at once. `ChannelUnavailable`: the
 server cannot be reached right now (refused, timed out, 421); the next attempt may
 succeed. Nothing is ever sent before TLS is up when the config asks for TLS.
 """
@@ -17,32 +18,17 @@ import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 
-from digest.core.errors import DigestError
 from digest.core.settings import SmtpSettings
+from digest.delivery.channels import (
+    ChannelSetupError,
+    ChannelUnavailable,
+    DeliveryError,
+    PermanentlyRefused,
+    Refused,
+)
 from digest.delivery.message import POLICY, Outgoing, date_header, new_message_id, serialise
 
 Step = Callable[[str], None]
-
-
-class DeliveryError(DigestError):
-    """A message was not accepted."""
-
-    permanent = False
-
-
-class ConnectionFailed(DeliveryError):
-    """The server cannot be reached at all: stop the batch, retry it all later."""
-
-
-class SmtpSetupError(ConnectionFailed):
-    """The server turned us away for a reason only a setting can fix: stop the batch and
-    do not retry; the day's messages stay unsent until the setting is fixed."""
-
-
-class Rejected(DeliveryError):
-    """The server refused the address for good (5xx): do not try it again."""
-
-    permanent = True
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
@@ -105,7 +91,7 @@ def _secure_and_login(smtp: smtplib.SMTP, s: SmtpSettings, password: str, step: 
     where = f"{s.host}:{s.port}"
     if s.security == "starttls":
         if not smtp.has_extn("starttls"):
-            raise SmtpSetupError(
+            raise ChannelSetupError(
                 f'{where} does not offer STARTTLS, which [smtp] security = "starttls" '
                 "requires; nothing was sent in clear text. Use the server's submission port "
                 '(usually 587), or security = "ssl" for implicit TLS (usually 465)'
@@ -117,7 +103,7 @@ def _secure_and_login(smtp: smtplib.SMTP, s: SmtpSettings, password: str, step: 
         step("no [smtp] username: sending without logging in")
         return
     if not smtp.has_extn("auth"):
-        raise SmtpSetupError(
+        raise ChannelSetupError(
             f"{where} offers no AUTH, but [smtp] username is set: check [smtp] security "
             "(many servers offer AUTH only after STARTTLS) and port, or clear [smtp] username "
             "for a relay that needs no login"
@@ -141,28 +127,28 @@ def classify(exc: BaseException, s: SmtpSettings) -> DeliveryError:
     """A connection-time exception as the error a user can act on."""
     where = f"{s.host}:{s.port}"
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return SmtpSetupError(
+        return ChannelSetupError(
             f"{where} refused the login of {s.username!r} ({_reply(exc)}): check [smtp] "
             "username and $DIGEST_SMTP_PASSWORD"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return SmtpSetupError(
+        return ChannelSetupError(
             f"the TLS certificate of {s.host} did not verify ({exc.verify_message}) against "
             f"{trust_store(s)}: set [smtp] ca_file to the CA that signed it, or fix [smtp] host "
             "to the name on the certificate"
         )
     if isinstance(exc, ssl.SSLError):
-        return SmtpSetupError(
+        return ChannelSetupError(
             f"the TLS handshake with {where} failed ({exc.reason or exc}): check [smtp] "
             'security and port ("ssl" is implicit TLS, usually port 465; "starttls" upgrades '
             "a plain connection, usually port 587)"
         )
     if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500:
-        return SmtpSetupError(
+        return ChannelSetupError(
             f"{where} turned the connection away ({_reply(exc)}): check [smtp] host, port, "
             "security and username"
         )
-    return ConnectionFailed(
+    return ChannelUnavailable(
         f"cannot reach the SMTP server {where} ({s.security}): {exc or type(exc).__name__}; "
         "the undelivered messages are tried again later (if this persists, check [smtp] host "
         "and port)"
@@ -177,12 +163,12 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
 def refusal(exc: smtplib.SMTPResponseException, s: SmtpSettings, sender: str) -> DeliveryError:
     """A refusal during one message: the sender (a setting), or the address (5xx: bounce)."""
     if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
-        return SmtpSetupError(
+        return ChannelSetupError(
             f"{s.host}:{s.port} refused the sender {sender} ({_reply(exc)}): check [digest] "
             "sender, and that [smtp] username may send as that address"
         )
     message = f"the server answered {_reply(exc)}"
-    return Rejected(message) if 500 <= exc.smtp_code < 600 else DeliveryError(message)
+    return PermanentlyRefused(message) if 500 <= exc.smtp_code < 600 else Refused(message)
 
 
 class SmtpTransport:
@@ -210,7 +196,7 @@ class SmtpTransport:
             except smtplib.SMTPServerDisconnected as exc:
                 self._smtp = None  # the server hung up: one fresh connection, then give up
                 if attempt == 2:
-                    raise DeliveryError(f"the SMTP server keeps disconnecting: {exc}") from exc
+                    raise Refused(f"the SMTP server keeps disconnecting: {exc}") from exc
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
                 refused = smtplib.SMTPResponseException(code, reply)
@@ -221,7 +207,7 @@ class SmtpTransport:
                 raise refusal(exc, self.settings, message.sender) from exc
             except (OSError, smtplib.SMTPException) as exc:
                 self.close()
-                raise DeliveryError(f"SMTP error: {exc}") from exc
+                raise Refused(f"SMTP error: {exc}") from exc
 
     def close(self) -> None:
         if self._smtp is not None:

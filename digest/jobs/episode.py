@@ -19,6 +19,7 @@ from digest.core.clock import utcnow
 from digest.core.config import Config
 from digest.core.errors import DigestError
 from digest.core.models import Episode
+from digest.jobs import progress
 from digest.jobs.extraction import Extractor, ExtractResult
 from digest.jobs.leases import Claimed, Leases, dead_here
 from digest.jobs.transcription import (
@@ -70,10 +71,13 @@ def process_episode(
     try:
         with leases.episode(episode.id):
             # As it stands now: another worker may have finished it since it was listed.
-            return _take(leases.store.episodes.get(episode.id), steps, fail)
+            outcome = _take(leases.store.episodes.get(episode.id), steps, fail)
     except Claimed as exc:
         held = TranscriptResult(episode.id, episode.title, "claimed", error=str(exc))
-        return EpisodeOutcome(episode.id, episode.title, held)
+        outcome = EpisodeOutcome(episode.id, episode.title, held)
+    minutes = outcome.process.audio_seconds / 60
+    progress.advance("episodes", note=f"{minutes:.0f} min of audio" if minutes else "")
+    return outcome
 
 
 def _take(episode: Episode, steps: EpisodeSteps, fail: Fail) -> EpisodeOutcome:

@@ -19,6 +19,7 @@ from digest.core.errors import DigestError
 from digest.core.models import Episode, Insight
 from digest.insights import backends
 from digest.insights.context import EpisodeContext, Usage
+from digest.jobs import progress
 from digest.jobs.chapter_files import load_chapters
 from digest.store import Store
 
@@ -99,6 +100,7 @@ class Extractor:
         self.store.insights.record_calls(episode.id, self.model, self.version, usage.calls, now)
         self.store.insights.save(key, self.backend.name, outcome.insights, outcome.dropped, now)
         self._mark(episode, "extracted")
+        progress.advance("insights", len(outcome.insights))
         return ExtractResult(
             episode.id,
             episode.title,

@@ -18,6 +18,7 @@ from digest.core.errors import DigestError
 from digest.core.models import Feed, FeedPollResult, FetchResult
 from digest.core.net import GuardedClient
 from digest.feeds.parse import episode_id, fetch_feed, host_title, initial_status, parse_feed
+from digest.jobs import progress
 from digest.store import Store
 
 log = logging.getLogger("digest.feeds")
@@ -36,6 +37,7 @@ def poll_feeds(
     wanted = set(urls) if urls is not None else None
     feeds = [f for f in store.feeds.list() if wanted is None or f.url in wanted]
     now = now or utcnow()
+    progress.begin("feeds", len(feeds))
     with feed_client(config) as client, ThreadPoolExecutor(config.feeds.concurrency) as pool:
         fetched = list(pool.map(lambda feed: _outcome(client, feed, config), feeds))
     return [
@@ -73,6 +75,14 @@ def record(
     store: Store, config: Config, feed: Feed, outcome: FetchResult | Exception, now: datetime
 ) -> FeedPollResult:
     """Parse and store what a fetch brought, or the failure; never raises for one feed."""
+    result = _record(store, config, feed, outcome, now)
+    progress.advance("feeds", note=result.outcome)
+    return result
+
+
+def _record(
+    store: Store, config: Config, feed: Feed, outcome: FetchResult | Exception, now: datetime
+) -> FeedPollResult:
     try:
         if isinstance(outcome, Exception):
             raise outcome
@@ -114,3 +124,10 @@ def record(
     store.feeds.record_failure(feed.id, now, message)
     failures = feed.consecutive_failures + 1
     return FeedPollResult(feed.url, "failed", error=message, consecutive_failures=failures)
+
+
+def poll_summary(results: list[FeedPollResult]) -> str:
+    """One line for a poll, as `digest poll` and the poll-feeds flow both say it."""
+    new = sum(r.new_episodes for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    return f"Polled {len(results)} feed(s): {new} new episode(s), {failed} failed."

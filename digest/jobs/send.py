@@ -23,12 +23,17 @@ from zoneinfo import ZoneInfo
 from digest.core.clock import utcnow
 from digest.core.config import Config, check_mail_links
 from digest.core.errors import DigestError
-from digest.core.models import ALL_SHOWS, DigestItem, Subscriber
-from digest.delivery.message import Composer, OutboxTransport, Transport, new_message_id
-from digest.delivery.smtp import ConnectionFailed, DeliveryError, SmtpSetupError, SmtpTransport
-from digest.edition.render import render_for_readers, subject_for
+from digest.core.models import Edition, Subscriber
+from digest.delivery.channels import (
+    Channel,
+    ChannelSetupError,
+    ChannelUnavailable,
+    DeliveryError,
+    open_channel,
+)
+from digest.jobs import progress
+from digest.jobs.edition import edition, edition_items
 from digest.jobs.leases import Claimed, Leases
-from digest.jobs.preview import frozen_items, top_items
 from digest.store import Delivery, Store
 
 log = logging.getLogger("digest.send")
@@ -98,29 +103,6 @@ def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | Non
     return local.date().isoformat() if local.time() >= time(hour, minute) else None
 
 
-def items_for(
-    store: Store,
-    config: Config,
-    date: str,
-    now: datetime,
-    *,
-    freeze: bool,
-    selection: str = ALL_SHOWS,
-) -> list[DigestItem]:
-    """An edition's insights in the order the email shows them; freezing them if asked."""
-    frozen = frozen_items(store, date, selection)
-    if frozen is not None:
-        return frozen
-    items = top_items(store, config, now, selection, date)
-    if items and freeze:
-        subject = subject_for(date, items)
-        ids = [i.insight.id for i in items]
-        frozen_ids = store.digests.freeze(date, subject, ids, now, selection).insight_ids
-        if list(frozen_ids) != ids:  # another run froze it first: send what it froze
-            return store.insights.by_ids(frozen_ids)
-    return items
-
-
 def send_digests(
     store: Store,
     config: Config,
@@ -128,19 +110,19 @@ def send_digests(
     now: datetime | None = None,
     date: str | None = None,
     dry_run: bool = False,
-    transport: Transport | None = None,
+    channel: Channel | None = None,
 ) -> SendReport:
-    """Send every due, unsent (subscriber, date) message; `date` sends that date to all.
+    """Deliver every due, undelivered (subscriber, date) copy; `date` sends that date to all.
 
     One run sends at a time, wherever it runs: the send is claimed in the state
     database (`digest.jobs.leases`), so two daily-digest runs started together, on one
     worker or two, cannot both read the ledger as unsent and send twice."""
     if dry_run:
-        return _send_due(store, config, now, date, dry_run, transport)
+        return _send_due(store, config, now, date, dry_run, channel)
     check_mail_links(config)  # links that reach no one are not sent at all
     try:
         with Leases(store, config.orchestration.lease_seconds).hold("send"):
-            return _send_due(store, config, now, date, dry_run, transport)
+            return _send_due(store, config, now, date, dry_run, channel)
     except Claimed as exc:
         log.info("not sending: %s", exc)
         return SendReport(elsewhere=str(exc))
@@ -152,7 +134,7 @@ def _send_due(
     now: datetime | None,
     date: str | None,
     dry_run: bool,
-    transport: Transport | None,
+    channel: Channel | None,
 ) -> SendReport:
     now = now or utcnow()
     plan: dict[str, list[Subscriber]] = {}
@@ -167,21 +149,18 @@ def _send_due(
         if not (done and done.status in ("sent", "rejected")):
             plan.setdefault(day, []).append(subscriber)
     report = SendReport()
-    smtp = transport or (
-        SmtpTransport(config.smtp, config.secrets.smtp_password) if config.smtp.host else None
-    )
+    progress.begin("messages", sum(len(readers) for readers in plan.values()))
+    channel = channel or open_channel("email", config)
     try:
         for day, subscribers in sorted(plan.items()):
-            if report.stopped:  # the server is out of reach: the other dates wait too
+            if report.stopped:  # the channel is out of reach: the other dates wait too
                 report.not_attempted(day, subscribers)
                 continue
-            outbox = OutboxTransport(config.state_dir / "outbox" / day)
             batch = Batch(day, subscribers, ledger[day])
-            _send_day(store, config, batch, smtp or outbox, now, dry_run, report)
-            report.outbox.extend(outbox.written)
+            _send_day(store, config, batch, channel, now, dry_run, report)
     finally:
-        if smtp:
-            smtp.close()
+        channel.close()
+    report.outbox.extend(channel.written)
     return report
 
 
@@ -198,26 +177,25 @@ def _send_day(
     store: Store,
     config: Config,
     batch: Batch,
-    transport: Transport,
+    channel: Channel,
     now: datetime,
     dry_run: bool,
     report: SendReport,
 ) -> None:
     day = batch.day
     if not dry_run:  # the public archive's edition, whoever reads it
-        items_for(store, config, day, now, freeze=True)
+        edition_items(store, config, day, now, freeze=True)
     groups: dict[str, list[Subscriber]] = {}
     for subscriber in batch.subscribers:
         groups.setdefault(subscriber.selection, []).append(subscriber)
     for n, (selection, subscribers) in enumerate(sorted(groups.items())):
-        items = items_for(store, config, day, now, freeze=not dry_run, selection=selection)
+        items = edition_items(store, config, day, now, selection, freeze=not dry_run)
         if not items:  # nothing new in these shows: no email today
             report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
             continue
-        content = render_for_readers(day, items, config.web.base_url)
-        composer = Composer(content, config.web.base_url, config.digest.sender)
-        _send_edition(store, config, batch, subscribers, composer, transport, dry_run, report)
-        if report.stopped:  # the server is out of reach: the other editions wait too
+        issue = edition(config, day, selection, items)
+        _send_edition(store, batch, subscribers, issue, channel, dry_run, report)
+        if report.stopped:  # the channel is out of reach: the other editions wait too
             rest = [s for _, group in sorted(groups.items())[n + 1 :] for s in group]
             report.not_attempted(day, rest)
             return
@@ -225,39 +203,38 @@ def _send_day(
 
 def _send_edition(
     store: Store,
-    config: Config,
     batch: Batch,
     subscribers: list[Subscriber],
-    composer: Composer,
-    transport: Transport,
+    issue: Edition,
+    channel: Channel,
     dry_run: bool,
     report: SendReport,
 ) -> None:
     day = batch.day
     for n, subscriber in enumerate(subscribers):
-        earlier = batch.ledger.get(subscriber.id)
-        message_id = earlier.message_id if earlier else new_message_id(config.digest.sender)
-        message = composer.compose(subscriber, message_id)
         if dry_run:
             report.results.append(SendResult(subscriber.email, day, "dry-run"))
             continue
-        store.digests.mark(subscriber.id, day, "sending", message_id, utcnow())
+        earlier = batch.ledger.get(subscriber.id)
+        delivery_id = earlier.message_id if earlier else channel.new_delivery_id()
+        store.digests.mark(subscriber.id, day, "sending", delivery_id, utcnow())
         try:
-            transport.send(message)
-        except ConnectionFailed as exc:
-            store.digests.mark(subscriber.id, day, "failed", message_id, utcnow(), str(exc))
+            channel.deliver(issue, subscriber, delivery_id)
+        except ChannelUnavailable as exc:
+            store.digests.mark(subscriber.id, day, "failed", delivery_id, utcnow(), str(exc))
             report.results.append(SendResult(subscriber.email, day, "failed", str(exc)))
             report.stopped = str(exc)
-            report.needs_setting = isinstance(exc, SmtpSetupError)
+            report.needs_setting = isinstance(exc, ChannelSetupError)
             report.not_attempted(day, subscribers[n + 1 :])
             log.error("stopped sending: %s", exc)
             return
         except DeliveryError as exc:
             outcome: Outcome = "rejected" if exc.permanent else "failed"
-            store.digests.mark(subscriber.id, day, outcome, message_id, utcnow(), str(exc))
+            store.digests.mark(subscriber.id, day, outcome, delivery_id, utcnow(), str(exc))
             if exc.permanent:
                 store.subscribers.set_status(subscriber.id, "bounced")
             report.results.append(SendResult(subscriber.email, day, outcome, str(exc)))
             continue
-        store.digests.mark(subscriber.id, day, "sent", message_id, utcnow())
+        store.digests.mark(subscriber.id, day, "sent", delivery_id, utcnow())
         report.results.append(SendResult(subscriber.email, day, "sent"))
+        progress.advance("messages")

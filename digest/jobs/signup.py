@@ -22,8 +22,8 @@ from typing import Literal
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
 from digest.core.models import Feed, Subscriber
-from digest.delivery.message import OutboxTransport, Outgoing, Transport, new_message_id, notice
-from digest.delivery.smtp import SmtpTransport
+from digest.delivery.channels.email import mail_transport
+from digest.delivery.message import Outgoing, Transport, new_message_id, notice
 from digest.edition.render import environment
 from digest.store import Store
 from digest.store.subscriber_repo import Limits, Preferences, Signup, SignupRequest
@@ -79,7 +79,7 @@ def sign_up(
     request = store.subscribers.request_signup(email, prefs, limits, now, expires)
     if request.outcome != "mail":
         return SignupResult(request.outcome)
-    mail = transport or _transport(config)
+    mail = transport or mail_transport(config, "confirmations")
     try:
         mail.send(_message(store, config, email, prefs, request))
     except (DigestError, OSError) as exc:  # SMTP refused or unreachable, a full disk
@@ -129,12 +129,6 @@ def describe_schedule(subscriber: Subscriber, config: Config) -> str:
     default = config.digest
     zone = subscriber.timezone or default.timezone
     return f"daily at {subscriber.send_time or default.send_time} ({zone})"
-
-
-def _transport(config: Config) -> Transport:
-    if config.smtp.host:
-        return SmtpTransport(config.smtp, config.secrets.smtp_password)
-    return OutboxTransport(config.state_dir / "outbox" / "confirmations")
 
 
 def usable(signup: Signup | None, now: datetime) -> Signup | None:

@@ -24,7 +24,7 @@ from digest.insights.grounding import (
     doubtful_quote,
     starts_mid_sentence,
 )
-from digest.jobs.preview import cost_usd
+from digest.jobs.status import cost_usd
 from digest.store import Store
 from digest.transcripts.captions import parse_transcript
 

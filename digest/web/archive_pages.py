@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.core.clock import utcnow
 from digest.edition.render import render_email
-from digest.jobs.preview import frozen_items
+from digest.jobs.edition import frozen_items
 from digest.web.atom import atom_feed
 from digest.web.site import Site
 

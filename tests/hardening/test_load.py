@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from bench.common import current_rss_mb
 from digest import jobs
 from digest.cli import cli
+from digest.delivery.channels.email import EmailChannel
 from digest.delivery.message import Outgoing
 from digest.jobs.extraction import Extractor
 from digest.jobs.transcription import Transcription
@@ -102,7 +103,8 @@ def test_a_week_of_1000_feeds_and_10000_subscribers(
         extracted = [extractor.extract(e) for e in extractor.pending()]
         assert all(r.outcome == "extracted" for r in extracted)
         transport = CountingTransport()
-        report = jobs.send_digests(store, config, now=now, transport=transport)
+        channel = EmailChannel(config, transport)
+        report = jobs.send_digests(store, config, now=now, channel=channel)
         assert report.count("sent") == SUBSCRIBERS, "everyone, once a day"
         assert len(transport.sent) == SUBSCRIBERS and set(transport.sent.values()) == {1}
         assert not any(r.path.startswith("/a/") for r in http_server.requests)

@@ -150,10 +150,12 @@ class SmtpServer:
         self.controller.start()
         self.running = True
 
-    def stop(self) -> None:
+    def stop(self, *, hold_port: bool = True) -> None:
+        """Stop answering. `hold_port` (a test playing a dead server): keep the port bound,
+        not listening, so it refuses connections and no other process's server can start
+        answering on it; at the end of a test there is nothing left to refuse."""
         if self.running:  # idempotent: some tests stop it early to play a dead server
             self.controller.stop()
             self.running = False
-            # Keep the port bound, not listening: a dead server refuses connections, and
-            # no other process's server can start answering on its port.
-            self.placeholder = rebind(self.port)  # None if its connections outlast a wait
+            if hold_port:  # None if its connections outlast a wait
+                self.placeholder = rebind(self.port)

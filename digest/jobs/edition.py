@@ -1,4 +1,4 @@
-"""What a day's digest holds: the insights an edition sent, or the ones it would send now.
+"""An edition's insights: the ones it sent (frozen), or the ones it would send now.
 
 An edition is a (date, selection): readers who follow the same shows read the same
 edition, so it is selected, frozen and rendered once however many read it.
@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from digest.core.clock import utcnow
 from digest.core.config import Config
-from digest.core.models import ALL_SHOWS, DigestItem, selection_feeds
+from digest.core.models import ALL_SHOWS, DigestItem, Edition, selection_feeds
+from digest.edition.render import render_for_readers, subject_for
 from digest.edition.select import select_top
 from digest.store import Store
 
@@ -21,18 +22,35 @@ def frozen_items(store: Store, date: str, selection: str = ALL_SHOWS) -> list[Di
     return None if frozen is None else store.insights.by_ids(frozen.insight_ids)
 
 
-def digest_items(
+def edition_items(
     store: Store,
     config: Config,
     date: str,
     now: datetime | None = None,
     selection: str = ALL_SHOWS,
+    *,
+    freeze: bool = False,
 ) -> list[DigestItem]:
-    """The edition's frozen insights if it has them, else what would be selected now."""
+    """An edition's insights in the order its email shows them: frozen ones if it was
+    frozen, else the top ones now, frozen with the date if `freeze` (a send). When
+    another run froze it first, what that run froze is what this one sends."""
     frozen = frozen_items(store, date, selection)
     if frozen is not None:
         return frozen
-    return top_items(store, config, now or utcnow(), selection, date)
+    items = top_items(store, config, now or utcnow(), selection, date)
+    if items and freeze:
+        subject = subject_for(date, items)
+        ids = [i.insight.id for i in items]
+        frozen_ids = store.digests.freeze(date, subject, ids, now or utcnow(), selection)
+        if list(frozen_ids.insight_ids) != ids:
+            return store.insights.by_ids(frozen_ids.insight_ids)
+    return items
+
+
+def edition(config: Config, date: str, selection: str, items: list[DigestItem]) -> Edition:
+    """The edition as channels deliver it, its email rendered once for all its readers."""
+    email = render_for_readers(date, items, config.web.base_url)
+    return Edition(date, selection, tuple(items), email)
 
 
 def top_items(
@@ -48,13 +66,3 @@ def top_items(
         max_per_episode=config.digest.max_per_episode,
         similarity=config.digest.similarity_threshold,
     )
-
-
-def cost_usd(
-    config: Config, model: str, prompt_tokens: int, completion_tokens: int
-) -> float | None:
-    """Estimated cost from `[extraction.prices]`; None for a model without a price."""
-    price = config.extraction.prices.get(model)
-    if price is None:
-        return None
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
