@@ -173,6 +173,56 @@ def test_preferences_change_shows_time_and_pause(site: SignupSite) -> None:
         assert site.store.subscribers.get("pref@example.org").status == "active"
 
 
+def test_topics_and_cadence_from_the_sign_up_form_to_the_preferences_page(site: SignupSite) -> None:
+    with site.browser() as client:
+        assert 'name="topics"' in client.get("/subscribe").text
+        site.sign_up(
+            client, "topical@example.org", topics='"Battery Storage" grid -crypto', topics_only="1"
+        )
+        [token] = site.confirm_links("topical@example.org")
+        path = f"/confirm/{token}"
+        client.post(path, data={"csrf_token": form_token(client, path)})
+    reader = site.store.subscribers.get("topical@example.org")
+    assert (reader.status, reader.topics, reader.topics_only) == (
+        "active",
+        '"battery storage" grid -crypto',
+        True,
+    )
+    path = f"/subscription/{reader.unsubscribe_token}"
+    with site.browser() as client:
+        page = client.get(path).text
+        assert 'value="&#34;battery storage&#34; grid -crypto"' in page, "shown, escaped"
+        assert re.search(r'name="topics_only" value="1" checked', page)
+
+        def save(**fields: str) -> Any:
+            data = {"action": "save", "timezone": "UTC", "send_time": "07:00", **fields}
+            return client.post(path, data={**data, "csrf_token": form_token(client, path)})
+
+        assert save(topics="tides", cadence="weekly", weekday="friday").status_code == 200
+        changed = site.store.subscribers.get("topical@example.org")
+        assert (changed.topics, changed.topics_only) == ("tides", False), "unticked: topics first"
+        assert (changed.cadence, changed.weekday) == ("weekly", 4)
+        page = client.get(path).text
+        assert re.search(r'name="cadence" value="weekly" checked', page)
+        assert '<option value="friday" selected>' in page
+        assert "every Friday at 07:00" in page
+        for hostile, problem in (
+            ({"topics": "x" * 10_000}, "longer than 2000 characters"),
+            ({"topics": "x " * 400}, "at most 500 characters"),
+            ({"topics": "", "topics_only": "1"}, "needs at least one topic"),
+            ({"topics": "tides", "topics_only": "yes please"}, "is a checkbox"),
+            ({"topics": "tides", "cadence": "hourly"}, "daily or weekly"),
+            ({"topics": "tides", "cadence": "weekly", "weekday": "someday"}, "a day of the week"),
+            ({"topics": "<script>alert(1)</script>"}, ""),
+        ):
+            answer = save(**hostile)
+            if problem:
+                assert answer.status_code == 400 and problem in answer.text, answer.text[-500:]
+                assert site.store.subscribers.get("topical@example.org").topics == "tides"
+            else:
+                assert answer.status_code == 200 and "<script>" not in answer.text
+
+
 def test_archive_feed_is_valid_atom_with_no_personal_data(site: SignupSite) -> None:
     site.store.subscribers.add("reader@example.org", utcnow())
     send_digests(site.store, site.config)

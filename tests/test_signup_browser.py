@@ -102,3 +102,22 @@ def test_sign_up_confirm_receive_and_change_shows_in_a_browser(
             send_digests(store, config, now=DAY1 + timedelta(days=1))
             second = wait_for_mail(mailbox, 3)[-1]
             assert shows_in(second) == {"Beta Talk"}, "the next day follows the new choice"
+
+            browser.get(manage.group(0))  # topics, typed as into a search box
+            topics = browser.find_element("name", "topics")
+            topics.clear()
+            topics.send_keys('"Language Model" training -crypto')
+            browser.find_element("name", "topics_only").click()
+            browser.find_element("css selector", 'input[name="cadence"][value="weekly"]').click()
+            browser.find_element("css selector", 'option[value="sunday"]').click()
+            press(browser, 'button[value="save"]')
+            assert "Saved" in browser.find_element("tag name", "body").text
+            reader = store.subscribers.get(READER)
+            assert (reader.topics, reader.topics_only) == (
+                '"language model" training -crypto',
+                True,
+            )
+            assert (reader.cadence, reader.weekday) == ("weekly", 6)
+            assert browser.find_element("name", "topics_only").is_selected(), "shown as saved"
+            browser.get(manage.group(0))
+            assert "every Sunday at" in browser.find_element("tag name", "body").text

@@ -18,6 +18,7 @@ from digest.core.config import check_mail_links
 from digest.core.errors import DigestError, InvalidInput, NotFound
 from digest.core.models import ALL_SHOWS, Episode
 from digest.core.runlock import run_lock
+from digest.core.topics import NO_TOPICS
 from digest.edition import render
 from digest.jobs import Extractor, ExtractResult, Transcription
 from digest.transcripts.captions import render_text, render_vtt
@@ -218,21 +219,23 @@ def extract(app: App, episode_ids: tuple[str, ...], force: bool) -> None:
 def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
     """Show what the digest sent, or would send, for a date (and a reader)."""
     now = jobs.utcnow()
-    selection = ALL_SHOWS
+    selection, topics, weekly = ALL_SHOWS, NO_TOPICS, False
     if email:
         reader = app.store.subscribers.get(normalise_email(email))
-        selection = reader.selection
+        selection, topics, weekly = reader.selection, reader.topic_filter, reader.weekly
         zone = ZoneInfo(reader.timezone or app.config.digest.timezone)
         day = day or now.astimezone(zone).date().isoformat()
     day = check_date(day) if day else now.date().isoformat()
-    items = jobs.edition_items(app.store, app.config, day, now, selection)
+    items = jobs.edition_items(
+        app.store, app.config, day, now, selection, topics=topics, weekly=weekly
+    )
     if fmt == "json":
         return emit_json(render.to_json(day, items))
     if not items:
-        shows = " in their shows" if selection != ALL_SHOWS else ""
+        shows = " in their shows or topics" if selection != ALL_SHOWS else ""
         console.print(f"No insights{shows} for {day} yet: run `digest run` (or `digest process`).")
         return None
-    content = render.render_for_readers(day, items, app.config.web.base_url)
+    content = render.render_for_readers(day, items, app.config.web.base_url, weekly=weekly)
     text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
     click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)
 

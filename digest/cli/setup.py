@@ -11,10 +11,12 @@ from digest import jobs
 from digest.cli.base import SAMPLE_READER, App, cli, console, emit_json, esc, when
 from digest.core.addresses import check_send_time, check_subscriber_timezone, normalise_email
 from digest.core.errors import InvalidInput, NotFound
-from digest.core.models import Subscriber, to_json
+from digest.core.models import CADENCES, WEEKDAYS, Cadence, Subscriber, to_json
+from digest.core.topics import parse_topics
 from digest.delivery.outbox import forget_outbox
 from digest.feeds.opml import parse_opml, render_opml
 from digest.feeds.sample import install_sample
+from digest.store.subscriber_repo import Preferences
 
 
 @cli.command()
@@ -153,6 +155,27 @@ def subscribers() -> None:
     """Manage who gets the daily email."""
 
 
+TOPICS = click.option(
+    "--topics",
+    metavar="TEXT",
+    help='Topics to follow across shows: words, "quoted phrases", -word to keep out '
+    '(e.g. \'"battery storage" grid -crypto\'); their insights rank first. "" clears them.',
+)
+ONLY_TOPICS = click.option(
+    "--only-topics/--any-topics",
+    default=None,
+    help="Only insights on the topics (a day without any sends nothing) / topics first.",
+)
+CADENCE = click.option(
+    "--cadence", type=click.Choice(CADENCES), help="daily (default), or weekly on --weekday."
+)
+WEEKDAY = click.option(
+    "--weekday",
+    type=click.Choice(WEEKDAYS, case_sensitive=False),
+    help="A weekly reader's day (default: monday).",
+)
+
+
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--timezone", "tz", help="IANA timezone, e.g. Europe/Berlin (default: [digest]).")
@@ -165,24 +188,85 @@ def subscribers() -> None:
     help="Only this show's insights (a feed URL from `digest feeds list`; repeat for more). "
     "Default: every show, including ones added later.",
 )
+@TOPICS
+@ONLY_TOPICS
+@CADENCE
+@WEEKDAY
 @click.pass_obj
 def subscribers_add(
-    app: App, email: str, tz: str | None, send_time: str | None, shows: tuple[str, ...]
+    app: App,
+    email: str,
+    tz: str | None,
+    send_time: str | None,
+    shows: tuple[str, ...],
+    topics: str | None,
+    only_topics: bool | None,
+    cadence: Cadence | None,
+    weekday: str | None,
 ) -> None:
     """Add an active subscriber (syntax is checked; nothing is sent, no confirmation)."""
     address = normalise_email(email)
-    try:
-        feed_ids = jobs.shows_from_urls(shows, app.store.feeds.list())
-    except InvalidInput as exc:
-        raise InvalidInput(f"{exc}; see `digest feeds list`") from exc
     sub = app.store.subscribers.add(
         address,
         jobs.utcnow(),
         timezone=check_subscriber_timezone(tz) if tz else None,
         send_time=check_send_time(send_time) if send_time else None,
-        shows=feed_ids,
+        shows=_feed_ids(app, shows),
+        topics=parse_topics(topics, bool(only_topics)),
+        cadence=cadence or "daily",
+        weekday=WEEKDAYS.index(weekday.lower()) if weekday else 0,
     )
     console.print(f"Subscribed {sub.email}")
+
+
+@subscribers.command("set")
+@click.argument("email")
+@click.option("--timezone", "tz", help="IANA timezone, e.g. Europe/Berlin.")
+@click.option("--send-time", help="Local send time HH:MM.")
+@click.option("--show", "shows", multiple=True, metavar="URL", help="Only these shows.")
+@click.option("--all-shows", is_flag=True, help="Every show, including ones added later.")
+@TOPICS
+@ONLY_TOPICS
+@CADENCE
+@WEEKDAY
+@click.pass_obj
+def subscribers_set(
+    app: App,
+    email: str,
+    tz: str | None,
+    send_time: str | None,
+    shows: tuple[str, ...],
+    all_shows: bool,
+    topics: str | None,
+    only_topics: bool | None,
+    cadence: Cadence | None,
+    weekday: str | None,
+) -> None:
+    """Change a subscriber's preferences; what is not given stays as it is."""
+    reader = app.store.subscribers.get(normalise_email(email))
+    if shows and all_shows:
+        raise InvalidInput("--show and --all-shows: choose one")
+    before = reader.topic_filter
+    prefs = Preferences(
+        None if all_shows else (_feed_ids(app, shows) if shows else reader.shows),
+        check_subscriber_timezone(tz) if tz else reader.timezone,
+        check_send_time(send_time) if send_time else reader.send_time,
+        parse_topics(
+            before.text if topics is None else topics,
+            before.only if only_topics is None else only_topics,
+        ),
+        cadence or reader.cadence,
+        WEEKDAYS.index(weekday.lower()) if weekday else reader.weekday,
+    )
+    app.store.subscribers.set_preferences(reader.id, prefs)
+    console.print(f"Updated {reader.email}")
+
+
+def _feed_ids(app: App, shows: tuple[str, ...]) -> tuple[int, ...] | None:
+    try:
+        return jobs.shows_from_urls(shows, app.store.feeds.list())
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc}; see `digest feeds list`") from exc
 
 
 @subscribers.command("list")
@@ -207,14 +291,16 @@ def subscribers_list(app: App, as_json: bool) -> None:
             ]
         )
     cfg = app.config.digest
-    table = Table("Email", "Timezone", "Send time", "Status", "Shows", "Since")
+    table = Table("Email", "Timezone", "Send time", "Cadence", "Status", "Shows", "Topics", "Since")
     for s in rows:
         table.add_row(
             esc(s.email),
             s.timezone or cfg.timezone,
             s.send_time or cfg.send_time,
+            f"weekly, {WEEKDAYS[s.weekday]}" if s.weekly else "daily",
             s.status,
             esc("\n".join(shows(s))) or "all",
+            esc(s.topics + (" (only)" if s.topics_only else "")),
             when(s.created_at),
         )
     console.print(table)

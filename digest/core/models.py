@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from digest.core.topics import Topics, parse_topics
+
 EpisodeStatus = Literal["pending", "skipped", "failed", "transcribed", "extracted"]
 SubscriberStatus = Literal["pending", "active", "paused", "bounced", "unsubscribed"]
 
@@ -212,6 +214,9 @@ class DigestItem:
     published_at: datetime | None
 
 
+Cadence = Literal["daily", "weekly"]
+
+
 @dataclass(frozen=True)
 class Subscriber:
     id: int
@@ -222,6 +227,10 @@ class Subscriber:
     unsubscribe_token: str
     created_at: datetime
     shows: tuple[int, ...] | None = None  # feed ids; None: every show, including new ones
+    topics: str = ""  # followed across shows, as `digest.core.topics` spells them
+    topics_only: bool = False  # a day with nothing on the topics sends nothing
+    cadence: Cadence = "daily"
+    weekday: int = 0  # weekly readers' day: 0 = Monday ... 6 = Sunday
 
     @property
     def subscribed(self) -> bool:
@@ -229,12 +238,25 @@ class Subscriber:
         return self.status in ("active", "paused")
 
     @property
+    def topic_filter(self) -> Topics:
+        return parse_topics(self.topics, self.topics_only)
+
+    @property
     def selection(self) -> str:
-        """The key of the digest edition this subscriber reads (see `selection_key`)."""
-        return selection_key(self.shows)
+        """The key of the edition this subscriber reads: their shows (`selection_key`),
+        then their topics' key when they follow some, then `w` for a weekly edition."""
+        parts = [selection_key(self.shows), self.topic_filter.key, WEEKLY if self.weekly else ""]
+        return "|".join(p for p in parts if p)
+
+    @property
+    def weekly(self) -> bool:
+        return self.cadence == "weekly"
 
 
 ALL_SHOWS = "all"  # the selection of readers who follow every show, and the archive's
+WEEKLY = "w"  # the last part of a weekly edition's selection key
+CADENCES = ("daily", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def selection_key(shows: tuple[int, ...] | None) -> str:
@@ -243,7 +265,8 @@ def selection_key(shows: tuple[int, ...] | None) -> str:
 
 
 def selection_feeds(key: str) -> tuple[int, ...] | None:
-    return None if key == ALL_SHOWS else tuple(int(i) for i in key.split(","))
+    shows = key.split("|", 1)[0]  # without the topics' key
+    return None if shows == ALL_SHOWS else tuple(int(i) for i in shows.split(","))
 
 
 @dataclass(frozen=True)

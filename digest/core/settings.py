@@ -132,6 +132,7 @@ class ExtractionSettings:
 @dataclass(frozen=True)
 class DigestSettings:
     insights: int = setting(5, "insights per daily email")
+    weekly_insights: int = setting(7, "insights per weekly email (the week's best)")
     timezone: str = setting("UTC", "default timezone of subscribers and of the schedule")
     send_time: str = setting("07:00", "default local send time, HH:MM")
     sender: str = setting("Podcast Digest <digest@localhost>", "From: header of the email")

@@ -18,7 +18,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from digest.core.models import MANAGE, UNSUBSCRIBE, DigestItem, EmailContent
 from digest.core.templating import templates_root, timestamp
 
-HEADER = "We scan new podcasts and send you the top {n} insights daily."
+HEADER = "We scan new podcasts and send you the top {n} insights {cadence}."
+CADENCE = {False: "daily", True: "weekly"}
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -56,9 +57,9 @@ SENTENCE_END = re.compile(
 )
 
 
-def subject_for(date: str, items: Sequence[DigestItem]) -> str:
+def subject_for(date: str, items: Sequence[DigestItem], weekly: bool = False) -> str:
     """The date and the lead insight's topic: its first sentence, cut at a word."""
-    day = Date.fromisoformat(date).strftime("%a %d %b")
+    day = ("week to " if weekly else "") + Date.fromisoformat(date).strftime("%a %d %b")
     if not items:
         return f"Podcast Digest, {day}"
     first = SENTENCE_END.split(items[0].insight.text, maxsplit=1)[0].rstrip(".")
@@ -90,12 +91,12 @@ def environment() -> Environment:
 
 
 def _context(
-    date: str, items: Sequence[DigestItem], archive_url: str, feed_url: str
+    date: str, items: Sequence[DigestItem], archive_url: str, feed_url: str, weekly: bool
 ) -> dict[str, Any]:
     return {
         "date": Date.fromisoformat(date).strftime("%A, %d %B %Y"),
-        "header": HEADER.format(n=len(items) if items else 5),
-        "subject": subject_for(date, items),
+        "header": HEADER.format(n=len(items) if items else 5, cadence=CADENCE[weekly]),
+        "subject": subject_for(date, items, weekly),
         "unsubscribe_url": UNSUBSCRIBE,
         "manage_url": MANAGE,
         "archive_url": archive_url,
@@ -118,20 +119,31 @@ def _context(
     }
 
 
-def render_for_readers(date: str, items: Sequence[DigestItem], base_url: str) -> EmailContent:
+def render_for_readers(
+    date: str, items: Sequence[DigestItem], base_url: str, *, weekly: bool = False
+) -> EmailContent:
     """The email as readers get it: archive and feed links at `digest web`'s public URL."""
     base = base_url.rstrip("/")
     return render_email(
-        date, items, archive_url=f"{base}/archive/{date}", feed_url=f"{base}/archive/feed.xml"
+        date,
+        items,
+        archive_url=f"{base}/archive/{date}",
+        feed_url=f"{base}/archive/feed.xml",
+        weekly=weekly,
     )
 
 
 def render_email(
-    date: str, items: Sequence[DigestItem], archive_url: str = "", feed_url: str = ""
+    date: str,
+    items: Sequence[DigestItem],
+    archive_url: str = "",
+    feed_url: str = "",
+    *,
+    weekly: bool = False,
 ) -> EmailContent:
     """Subject, text and HTML (CSS inlined) for a date, with personal-link placeholders."""
     env = environment()
-    context = _context(date, items, archive_url, feed_url)
+    context = _context(date, items, archive_url, feed_url, weekly)
     html = _INLINER.inline(env.get_template("digest.html.j2").render(**context))
     text = env.get_template("digest.txt.j2").render(**context)
     return EmailContent(date, context["subject"], text, html)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from digest.core.models import DigestItem
@@ -23,15 +23,22 @@ def rank_key(item: DigestItem) -> tuple[int, float, str, float, str]:
 
 
 def select_top(
-    candidates: Sequence[DigestItem], *, count: int, max_per_episode: int, similarity: float
+    candidates: Sequence[DigestItem],
+    *,
+    count: int,
+    max_per_episode: int,
+    similarity: float,
+    first: Callable[[DigestItem], bool] | None = None,
 ) -> list[DigestItem]:
-    """The best `count` insights, at most `max_per_episode` from one episode, no near-twins.
+    """The best `count` insights, at most `max_per_episode` from one episode, no near-twins;
+    those `first` holds for (a reader's topics) rank before all others.
 
     When too few episodes qualify, fewer insights go out: a short digest beats filler.
     """
     chosen: list[DigestItem] = []
     per_episode: Counter[str] = Counter()
-    for item in sorted(candidates, key=rank_key):
+    preferred = first or (lambda item: False)
+    for item in sorted(candidates, key=lambda item: (not preferred(item), *rank_key(item))):
         if len(chosen) == count:
             break
         if per_episode[item.insight.episode_id] >= max_per_episode:

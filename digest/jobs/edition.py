@@ -1,7 +1,8 @@
 """An edition's insights: the ones it sent (frozen), or the ones it would send now.
 
-An edition is a (date, selection): readers who follow the same shows read the same
-edition, so it is selected, frozen and rendered once however many read it.
+An edition is a (date, selection): readers who follow the same shows and the same
+topics read the same edition, so it is selected, frozen and rendered once however
+many read it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from digest.core.clock import utcnow
 from digest.core.config import Config
 from digest.core.models import ALL_SHOWS, DigestItem, Edition, selection_feeds
+from digest.core.topics import NO_TOPICS, Topics
 from digest.edition.render import render_for_readers, subject_for
 from digest.edition.select import select_top
 from digest.store import Store
@@ -30,6 +32,8 @@ def edition_items(
     selection: str = ALL_SHOWS,
     *,
     freeze: bool = False,
+    topics: Topics = NO_TOPICS,
+    weekly: bool = False,
 ) -> list[DigestItem]:
     """An edition's insights in the order its email shows them: frozen ones if it was
     frozen, else the top ones now, frozen with the date if `freeze` (a send). When
@@ -37,9 +41,9 @@ def edition_items(
     frozen = frozen_items(store, date, selection)
     if frozen is not None:
         return frozen
-    items = top_items(store, config, now or utcnow(), selection, date)
+    items = top_items(store, config, now or utcnow(), selection, date, topics, weekly)
     if items and freeze:
-        subject = subject_for(date, items)
+        subject = subject_for(date, items, weekly)
         ids = [i.insight.id for i in items]
         frozen_ids = store.digests.freeze(date, subject, ids, now or utcnow(), selection)
         if list(frozen_ids.insight_ids) != ids:
@@ -47,22 +51,37 @@ def edition_items(
     return items
 
 
-def edition(config: Config, date: str, selection: str, items: list[DigestItem]) -> Edition:
+def edition(
+    config: Config, date: str, selection: str, items: list[DigestItem], *, weekly: bool = False
+) -> Edition:
     """The edition as channels deliver it, its email rendered once for all its readers."""
-    email = render_for_readers(date, items, config.web.base_url)
+    email = render_for_readers(date, items, config.web.base_url, weekly=weekly)
     return Edition(date, selection, tuple(items), email)
 
 
 def top_items(
-    store: Store, config: Config, now: datetime, selection: str = ALL_SHOWS, date: str | None = None
+    store: Store,
+    config: Config,
+    now: datetime,
+    selection: str = ALL_SHOWS,
+    date: str | None = None,
+    topics: Topics = NO_TOPICS,
+    weekly: bool = False,
 ) -> list[DigestItem]:
-    """The top insights of the selection's shows that its readers have not had yet."""
-    since = now - timedelta(hours=config.digest.lookback_hours)
+    """The top insights of the selection's shows that its readers have not had yet:
+    those on the readers' topics first (only those, if they asked), none that names a
+    word they keep out. A weekly edition picks `weekly_insights` from the past week."""
+    d = config.digest
+    since = now - (timedelta(days=7) if weekly else timedelta(hours=d.lookback_hours))
     used = store.digests.used(selection, since, before=date or "9999-12-31")
     candidates = store.insights.candidates(since, selection_feeds(selection))
+    pool = [c for c in candidates if c.insight.id not in used and not topics.excludes(c)]
+    if topics.only:
+        pool = [c for c in pool if topics.matches(c)]
     return select_top(
-        [c for c in candidates if c.insight.id not in used],
-        count=config.digest.insights,
-        max_per_episode=config.digest.max_per_episode,
-        similarity=config.digest.similarity_threshold,
+        pool,
+        count=d.weekly_insights if weekly else d.insights,
+        max_per_episode=d.max_per_episode,
+        similarity=d.similarity_threshold,
+        first=topics.matches if topics.include else None,
     )

@@ -97,8 +97,11 @@ class DeliveryIncomplete(DigestError):
 
 
 def due_date(subscriber: Subscriber, config: Config, now: datetime) -> str | None:
-    """The subscriber's local date if their send time has come today, else None."""
+    """The subscriber's local date if their send time has come today (for a weekly
+    reader: today is their weekday), else None."""
     local = now.astimezone(ZoneInfo(subscriber.timezone or config.digest.timezone))
+    if subscriber.weekly and local.weekday() != subscriber.weekday:
+        return None
     hour, minute = (int(p) for p in (subscriber.send_time or config.digest.send_time).split(":"))
     return local.date().isoformat() if local.time() >= time(hour, minute) else None
 
@@ -189,11 +192,21 @@ def _send_day(
     for subscriber in batch.subscribers:
         groups.setdefault(subscriber.selection, []).append(subscriber)
     for n, (selection, subscribers) in enumerate(sorted(groups.items())):
-        items = edition_items(store, config, day, now, selection, freeze=not dry_run)
+        reader = subscribers[0]  # one selection key: the same topics and cadence
+        items = edition_items(
+            store,
+            config,
+            day,
+            now,
+            selection,
+            freeze=not dry_run,
+            topics=reader.topic_filter,
+            weekly=reader.weekly,
+        )
         if not items:  # nothing new in these shows: no email today
             report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
             continue
-        issue = edition(config, day, selection, items)
+        issue = edition(config, day, selection, items, weekly=reader.weekly)
         _send_edition(store, batch, subscribers, issue, channel, dry_run, report)
         if report.stopped:  # the channel is out of reach: the other editions wait too
             rest = [s for _, group in sorted(groups.items())[n + 1 :] for s in group]

@@ -21,7 +21,7 @@ from typing import Literal
 
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
-from digest.core.models import Feed, Subscriber
+from digest.core.models import WEEKDAYS, Feed, Subscriber
 from digest.delivery.channels.email import mail_transport
 from digest.delivery.message import Outgoing, Transport, new_message_id, notice
 from digest.edition.render import environment
@@ -125,10 +125,12 @@ def _message(
 
 
 def describe_schedule(subscriber: Subscriber, config: Config) -> str:
-    """`daily at 07:00 (Europe/Berlin)`, the reader's or the default time and zone."""
+    """`daily at 07:00 (Europe/Berlin)` or `every Monday at ...`, the reader's or the
+    default time and zone."""
     default = config.digest
     zone = subscriber.timezone or default.timezone
-    return f"daily at {subscriber.send_time or default.send_time} ({zone})"
+    every = f"every {WEEKDAYS[subscriber.weekday].capitalize()}" if subscriber.weekly else "daily"
+    return f"{every} at {subscriber.send_time or default.send_time} ({zone})"
 
 
 def usable(signup: Signup | None, now: datetime) -> Signup | None:

@@ -103,6 +103,10 @@ subscribers = sa.Table(
     sa.Column("shows", sa.Text),  # JSON list of feed ids; NULL: every show, new ones too
     # One row per mailbox (subscribers.mailbox_key); `email` keeps the reader's spelling.
     sa.Column("mailbox", sa.Text, unique=True),
+    sa.Column("topics", sa.Text, nullable=False, server_default=""),  # core.topics spelling
+    sa.Column("topics_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cadence", sa.String(8), nullable=False, server_default="daily"),  # or weekly
+    sa.Column("weekday", sa.Integer, nullable=False, server_default="0"),  # weekly: 0 = Monday
 )
 
 # A sign-up waiting for its confirmation link to be opened; also the rate limits' memory
@@ -123,6 +127,10 @@ signups = sa.Table(
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("mailbox", sa.Text, nullable=False, index=True),  # whose sign-up (removal)
     sa.Column("inbox", sa.Text, nullable=False, index=True),  # the per-address limit's key
+    sa.Column("topics", sa.Text, nullable=False, server_default=""),
+    sa.Column("topics_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cadence", sa.String(8), nullable=False, server_default="daily"),
+    sa.Column("weekday", sa.Integer, nullable=False, server_default="0"),
 )
 
 transcripts = sa.Table(

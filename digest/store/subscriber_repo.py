@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.core.addresses import inbox_key, mailbox_key
 from digest.core.errors import InvalidInput, NotFound
-from digest.core.models import Subscriber
+from digest.core.models import Cadence, Subscriber
+from digest.core.topics import NO_TOPICS, Topics, parse_topics
 from digest.store.exclusive import exclusive
 from digest.store.schema import signups, subscribers
 
@@ -52,23 +53,47 @@ def _subscriber(row: Any) -> Subscriber:
         unsubscribe_token=row.unsubscribe_token,
         created_at=row.created_at,
         shows=_shows(row.shows),
+        topics=row.topics,
+        topics_only=bool(row.topics_only),
+        cadence=row.cadence,
+        weekday=row.weekday,
     )
 
 
 @dataclass(frozen=True)
 class Preferences:
-    """What a reader chooses: shows (None: all), timezone and send time (None: defaults)."""
+    """What a reader chooses: shows (None: all), timezone and send time (None: defaults),
+    topics (none: the shows' top insights), daily or weekly (on `weekday`)."""
 
     shows: tuple[int, ...] | None = None
     timezone: str | None = None
     send_time: str | None = None
+    topics: Topics = NO_TOPICS
+    cadence: Cadence = "daily"
+    weekday: int = 0  # weekly: 0 = Monday
 
     def values(self) -> dict[str, Any]:
         return {
             "shows": _shows_json(self.shows),
             "timezone": self.timezone,
             "send_time": self.send_time,
+            "topics": self.topics.text,
+            "topics_only": self.topics.only,
+            "cadence": self.cadence,
+            "weekday": self.weekday,
         }
+
+    @classmethod
+    def of(cls, reader: Subscriber) -> Preferences:
+        """What `reader` chose, to change some of it."""
+        return cls(
+            reader.shows,
+            reader.timezone,
+            reader.send_time,
+            reader.topic_filter,
+            reader.cadence,
+            reader.weekday,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,10 +138,13 @@ class SubscriberRepo:
         timezone: str | None = None,
         send_time: str | None = None,
         shows: tuple[int, ...] | None = None,
+        topics: Topics = NO_TOPICS,
+        cadence: Cadence = "daily",
+        weekday: int = 0,
     ) -> Subscriber:
         """Add an address (already validated) as active; re-adding an inactive one
         reactivates it. An operator's add needs no confirmation."""
-        prefs = Preferences(shows, timezone, send_time)
+        prefs = Preferences(shows, timezone, send_time, topics, cadence, weekday)
         with self.engine.begin() as conn:
             row = self._row(conn, email)
             if row is not None and row.status == "active":
@@ -265,7 +293,10 @@ class SubscriberRepo:
             row = conn.execute(sa.select(signups).where(signups.c.token == token)).first()
         if row is None:
             return None
-        prefs = Preferences(_shows(row.shows), row.timezone, row.send_time)
+        topics = parse_topics(row.topics, bool(row.topics_only))
+        prefs = Preferences(
+            _shows(row.shows), row.timezone, row.send_time, topics, row.cadence, row.weekday
+        )
         return Signup(
             row.id, row.email, row.token, prefs, row.created_at, row.expires_at, row.confirmed_at
         )

@@ -59,7 +59,7 @@ class ReaderPages:
             message, error = self.change(subscriber, form)
             status = 400 if error else 200
             subscriber = self.subscriber(token)
-        prefs = Preferences(subscriber.shows, subscriber.timezone, subscriber.send_time)
+        prefs = Preferences.of(subscriber)
         return site.form_page(
             request,
             "Your subscription",

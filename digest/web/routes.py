@@ -2,8 +2,10 @@
 
 GET/POST /subscribe, GET/POST /confirm/<token>, GET/POST /subscription/<token>,
 GET/POST /unsubscribe/<token>, GET /archive, GET /archive/<date>, GET /archive/feed.xml.
-Form fields: email, show (feed URLs, repeated), timezone, send_time, csrf_token; on
-the preferences page also action (save, pause, resume).
+Form fields: email, show (feed URLs, repeated), timezone, send_time, topics (words,
+"quoted phrases", -word; at most 500 characters), topics_only (a checkbox: "1"),
+cadence (daily, weekly), weekday (monday ... sunday: a weekly reader's day),
+csrf_token; on the preferences page also action (save, pause, resume).
 
 Only POST changes anything; HEAD is answered as GET is; other methods get 405.
 Paths are matched exactly: `/archive/` is not `/archive` and is answered 404, never

@@ -21,7 +21,10 @@ from starlette.responses import HTMLResponse, Response
 from digest.core.addresses import check_send_time
 from digest.core.config import Config
 from digest.core.errors import InvalidInput
+from digest.core.models import CADENCES, WEEKDAYS
 from digest.core.templating import templates_root
+from digest.core.topics import MAX_CHARS as MAX_TOPIC_CHARS
+from digest.core.topics import parse_topics
 from digest.jobs import signup
 from digest.store import Store
 from digest.store.subscriber_repo import Preferences
@@ -107,6 +110,12 @@ class Site:
             "zones": self.zones,
             "timezone": prefs.timezone or default.timezone,
             "send_time": prefs.send_time or default.send_time,
+            "topics": prefs.topics.text,
+            "topics_only": prefs.topics.only,
+            "max_topics": MAX_TOPIC_CHARS,
+            "cadence": prefs.cadence,
+            "weekday": prefs.weekday,
+            "weekdays": WEEKDAYS,
         }
 
     def preferences(self, form: FormData) -> Preferences:
@@ -117,10 +126,22 @@ class Site:
         if zone not in self.zone_set:
             raise InvalidInput(f"{zone[:60]!r} is not one of the time zones offered")
         send_time = check_send_time(field(form, "send_time") or default.send_time)
+        only = field(form, "topics_only")
+        if only not in ("", "1", "on"):
+            raise InvalidInput("'topics_only' is a checkbox: 1 or absent")
+        cadence = field(form, "cadence") or "daily"
+        if cadence not in CADENCES:
+            raise InvalidInput("'cadence' is daily or weekly")
+        weekday = field(form, "weekday") or WEEKDAYS[0]
+        if weekday not in WEEKDAYS:
+            raise InvalidInput("'weekday' is a day of the week: monday ... sunday")
         return Preferences(
             shows,
             None if zone == default.timezone else zone,
             None if send_time == default.send_time else send_time,
+            parse_topics(field(form, "topics"), bool(only)),
+            "weekly" if cadence == "weekly" else "daily",
+            WEEKDAYS.index(weekday),
         )
 
 

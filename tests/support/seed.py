@@ -6,7 +6,7 @@ from pathlib import Path
 
 from digest.core.clock import utcnow
 from digest.core.config import Config
-from digest.core.models import Segment, Transcript
+from digest.core.models import DigestItem, Insight, Segment, Transcript
 from digest.feeds.parse import parse_feed
 from digest.jobs.extraction import Extractor
 from digest.store import Store
@@ -52,3 +52,14 @@ def seed_insights(
     extractor = Extractor(store, config)
     for episode in extractor.pending():
         extractor.extract(episode)
+
+
+def item_with(
+    text: str, episode_title: str = "Episode 1", chapter: str | None = None
+) -> DigestItem:
+    """One insight saying `text`, as an edition holds it (for ranking and matching)."""
+    insight = Insight(
+        id=f"i{abs(hash(text))}", episode_id="e1", text=text, quote=text, start_seconds=0.0,
+        importance=5, prompt_version="v", model="m", chapter=chapter,
+    )  # fmt: skip
+    return DigestItem(insight, "Show", episode_title, "", "", utcnow())
