@@ -97,6 +97,7 @@ def send_results(store: Store, config: Config, report: jobs.SendReport) -> None:
             "email": r.email,
             "date": r.date,
             "shows": shows.get(r.email, ""),
+            "channel": r.channel,
             "outcome": r.outcome,
             "error": r.error or "",
         }

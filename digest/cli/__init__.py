@@ -5,11 +5,11 @@ One module per family of commands; importing them registers them on `cli`.
 
 import atexit
 
-from digest.cli import admin, pipeline, prompts, setup
+from digest.cli import admin, channels, pipeline, prompts, setup
 from digest.cli.base import cli
 from digest.cli.children import exit_on_signals, stop_descendants
 
-__all__ = ["admin", "cli", "main", "pipeline", "prompts", "setup"]
+__all__ = ["admin", "channels", "cli", "main", "pipeline", "prompts", "setup"]
 
 
 def main() -> None:

@@ -41,6 +41,9 @@ def status(app: App, as_json: bool) -> None:
     console.print(f"Subscribers: {subs_line}")
     if summary["pending_signups"]:
         console.print(f"  {summary['pending_signups']} sign-up(s) waiting for confirmation")
+    for kind, outcomes in sorted(summary["deliveries"].items()):
+        line = ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+        console.print(f"Deliveries by {kind} (7 days): {line}")
     for day in summary["llm_usage"]:
         cost = "unknown cost" if day["cost_usd"] is None else f"~${day['cost_usd']:.4f}"
         console.print(

@@ -308,7 +308,8 @@ def print_send(app: App, report: jobs.SendReport) -> None:
         return
     for r in report.results:
         if r.outcome in ("failed", "rejected"):
-            console.print(f"[red]✗[/] {esc(r.email)} ({r.date}): {r.outcome}: {esc(r.error)}")
+            via = "" if r.channel == "email" else f" by {r.channel}"
+            console.print(f"[red]✗[/] {esc(r.email)} ({r.date}{via}): {r.outcome}: {esc(r.error)}")
     console.print(
         f"Sent {report.count('sent')} message(s), {report.to_retry} to retry, "
         f"{report.count('rejected')} rejected"

@@ -31,6 +31,7 @@ from digest.core.settings import (
     SmtpSettings,
     StorageSettings,
     TranscriptionSettings,
+    WebhookSettings,
     WebSettings,
 )
 
@@ -46,6 +47,7 @@ class Config:
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
     web: WebSettings = field(default_factory=WebSettings)
     secrets: Secrets = field(default=Secrets(), repr=False)

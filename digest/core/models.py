@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -251,6 +251,25 @@ class Subscriber:
     @property
     def weekly(self) -> bool:
         return self.cadence == "weekly"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One of a reader's channels: where their editions go (`kind` names a channel in
+    `digest.core.registry.CHANNELS`)."""
+
+    id: int  # 0: the implicit email of a reader without endpoint rows
+    subscriber_id: int
+    kind: str
+    target: str = ""  # a webhook's URL
+    format: str = ""  # a webhook's payload: json | slack
+    secret: str = field(default="", repr=False)  # a webhook's HMAC key
+    disabled: str | None = None  # why it gets nothing any more (a permanent refusal)
+
+    @property
+    def key(self) -> str:
+        """The ledger's name for it: "email", or "<kind>:<id>"."""
+        return self.kind if self.kind == "email" else f"{self.kind}:{self.id}"
 
 
 ALL_SHOWS = "all"  # the selection of readers who follow every show, and the archive's

@@ -197,6 +197,33 @@ class GuardedClient:
                 raise FetchError(f"{current}: {type(exc).__name__}: {exc}", retryable=True) from exc
         raise FetchError(f"{url}: more than {self.max_redirects} redirects")
 
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, max_answer: int = 65536
+    ) -> tuple[int, str]:
+        """POST `body` to `url` once, following no redirect (a POST that moved is the
+        sender's to fix); the status and the start of the answer. A connection that
+        fails or times out is a retryable FetchError."""
+        check_scheme(url)
+        try:
+            with self._client.stream("POST", url, content=body, headers=dict(headers)) as answer:
+                text = b"".join(
+                    iter_capped(
+                        answer,
+                        max_bytes=max_answer,
+                        deadline=time.monotonic() + self.timeout,
+                        url=url,
+                    )
+                )
+                return answer.status_code, text[:500].decode("utf-8", "replace")
+        except TooLarge:
+            return answer.status_code, ""  # an answer too long to read still answered
+        except _Refused as refused:
+            raise _as_error(url, refused) from refused.error
+        except httpx.TimeoutException as exc:
+            raise FetchError(f"{url}: timed out after {self.timeout:g} s", retryable=True) from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from exc
+
 
 def iter_capped(
     response: httpx.Response, *, max_bytes: int, deadline: float, url: str, already: int = 0

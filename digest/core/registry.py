@@ -97,3 +97,4 @@ BACKENDS.register("local", "digest.insights.backends.local:LocalBackend")
 
 CHANNELS = Registry("delivery channel", "a reader's channel")
 CHANNELS.register("email", "digest.delivery.channels.email:EmailChannel")
+CHANNELS.register("webhook", "digest.delivery.channels.webhook:WebhookChannel")

@@ -156,6 +156,18 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    timeout_seconds: float = setting(10.0, "one POST to a reader's webhook, before it is given up")
+    attempts: int = setting(
+        3, "tries per delivery in one send when the receiver is busy or out of reach"
+    )
+    backoff_seconds: float = setting(2.0, "wait before the second try; doubled for each next one")
+    allow_private_addresses: bool = setting(
+        False, "accept webhook URLs on loopback or private addresses (a receiver on this network)"
+    )
+
+
+@dataclass(frozen=True)
 class OrchestrationSettings:
     cpu_pool: str = setting("cpu", "work pool for polling, extraction and the digest")
     gpu_pool: str = setting("gpu", "work pool for transcription (add workers here to scale out)")
@@ -214,6 +226,7 @@ SECTIONS: dict[str, type] = {
     "extraction": ExtractionSettings,
     "digest": DigestSettings,
     "smtp": SmtpSettings,
+    "webhook": WebhookSettings,
     "orchestration": OrchestrationSettings,
     "web": WebSettings,
 }

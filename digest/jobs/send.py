@@ -13,7 +13,6 @@ the same Message-ID, which receiving servers use to drop duplicates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -23,12 +22,13 @@ from zoneinfo import ZoneInfo
 from digest.core.clock import utcnow
 from digest.core.config import Config, check_mail_links
 from digest.core.errors import DigestError
-from digest.core.models import Edition, Subscriber
+from digest.core.models import Edition, Endpoint, Subscriber
 from digest.delivery.channels import (
     Channel,
     ChannelSetupError,
     ChannelUnavailable,
     DeliveryError,
+    EndpointGone,
     open_channel,
 )
 from digest.jobs import progress
@@ -46,6 +46,7 @@ class SendResult:
     date: str
     outcome: Outcome
     error: str | None = None
+    channel: str = "email"  # the ledger's name of the endpoint: "email", "webhook:12"
 
 
 @dataclass
@@ -62,11 +63,6 @@ class SendReport:
 
     def count(self, outcome: Outcome) -> int:
         return sum(r.outcome == outcome for r in self.results)
-
-    def not_attempted(self, day: str, subscribers: Sequence[Subscriber]) -> None:
-        """The rest of a stopped send: each message waits, unsent, for the next attempt."""
-        why = f"the batch stopped: {self.stopped}"
-        self.results += [SendResult(s.email, day, "not-attempted", why) for s in subscribers]
 
     @property
     def reason(self) -> str:
@@ -140,47 +136,83 @@ def _send_due(
     channel: Channel | None,
 ) -> SendReport:
     now = now or utcnow()
-    plan: dict[str, list[Subscriber]] = {}
-    ledger: dict[str, dict[int, Delivery]] = {}  # one query per date, not per subscriber
+    due: dict[str, list[Subscriber]] = {}
     for subscriber in store.subscribers.list(status="active"):
         day = date or due_date(subscriber, config, now)
-        if day is None:
-            continue
-        if day not in ledger:
-            ledger[day] = {d.subscriber_id: d for d in store.digests.deliveries(day)}
-        done = ledger[day].get(subscriber.id)
-        if not (done and done.status in ("sent", "rejected")):
-            plan.setdefault(day, []).append(subscriber)
+        if day is not None:
+            due.setdefault(day, []).append(subscriber)
+    endpoints = store.endpoints.of(s.id for readers in due.values() for s in readers)
+    plan: dict[str, list[Copy]] = {}
+    ledger: dict[str, Ledger] = {}  # one query per date, not per subscriber
+    for day, readers in due.items():
+        ledger[day] = {(d.subscriber_id, d.channel): d for d in store.digests.deliveries(day)}
+        for subscriber in readers:
+            for endpoint in endpoints[subscriber.id]:
+                done = ledger[day].get((subscriber.id, endpoint.key))
+                if endpoint.disabled is None and not (done and done.status in FINAL):
+                    plan.setdefault(day, []).append(Copy(subscriber, endpoint))
     report = SendReport()
-    progress.begin("messages", sum(len(readers) for readers in plan.values()))
-    channel = channel or open_channel("email", config)
+    progress.begin("messages", sum(len(copies) for copies in plan.values()))
+    channels = OpenChannels(config, channel)
     try:
-        for day, subscribers in sorted(plan.items()):
-            if report.stopped:  # the channel is out of reach: the other dates wait too
-                report.not_attempted(day, subscribers)
-                continue
-            batch = Batch(day, subscribers, ledger[day])
-            _send_day(store, config, batch, channel, now, dry_run, report)
+        for day, copies in sorted(plan.items()):
+            batch = Batch(day, copies, ledger[day])
+            _send_day(store, config, batch, channels, now, dry_run, report)
     finally:
-        channel.close()
-    report.outbox.extend(channel.written)
+        channels.close()
+    report.outbox.extend(channels.written)
     return report
+
+
+FINAL = ("sent", "rejected")
+Ledger = dict[tuple[int, str], Delivery]  # (subscriber id, channel) -> its row
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One reader's copy of their edition, at one of their endpoints."""
+
+    reader: Subscriber
+    endpoint: Endpoint
 
 
 @dataclass(frozen=True)
 class Batch:
-    """One date's recipients, with what the ledger already says about each."""
+    """One date's copies, with what the ledger already says about each."""
 
     day: str
-    subscribers: list[Subscriber]
-    ledger: dict[int, Delivery]
+    copies: list[Copy]
+    ledger: Ledger
+
+
+class OpenChannels:
+    """The channels of one send, each opened when its first copy comes; a channel that
+    is out of reach is stopped for the rest of the send, the others go on."""
+
+    def __init__(self, config: Config, given: Channel | None) -> None:
+        self.config = config
+        self.open: dict[str, Channel] = {given.name: given} if given is not None else {}
+        self.stopped: dict[str, str] = {}  # kind -> why
+
+    def get(self, kind: str) -> Channel:
+        if kind not in self.open:
+            self.open[kind] = open_channel(kind, self.config)
+        return self.open[kind]
+
+    @property
+    def written(self) -> list[Path]:
+        return [path for channel in self.open.values() for path in channel.written]
+
+    def close(self) -> None:
+        for channel in self.open.values():
+            channel.close()
 
 
 def _send_day(
     store: Store,
     config: Config,
     batch: Batch,
-    channel: Channel,
+    channels: OpenChannels,
     now: datetime,
     dry_run: bool,
     report: SendReport,
@@ -188,11 +220,11 @@ def _send_day(
     day = batch.day
     if not dry_run:  # the public archive's edition, whoever reads it
         edition_items(store, config, day, now, freeze=True)
-    groups: dict[str, list[Subscriber]] = {}
-    for subscriber in batch.subscribers:
-        groups.setdefault(subscriber.selection, []).append(subscriber)
-    for n, (selection, subscribers) in enumerate(sorted(groups.items())):
-        reader = subscribers[0]  # one selection key: the same topics and cadence
+    groups: dict[str, list[Copy]] = {}
+    for copy in batch.copies:
+        groups.setdefault(copy.reader.selection, []).append(copy)
+    for selection, copies in sorted(groups.items()):
+        reader = copies[0].reader  # one selection key: the same topics and cadence
         items = edition_items(
             store,
             config,
@@ -204,50 +236,58 @@ def _send_day(
             weekly=reader.weekly,
         )
         if not items:  # nothing new in these shows: no email today
-            report.results += [SendResult(s.email, day, "nothing-to-send") for s in subscribers]
+            report.results += [
+                SendResult(c.reader.email, day, "nothing-to-send", channel=c.endpoint.key)
+                for c in copies
+            ]
             continue
         issue = edition(config, day, selection, items, weekly=reader.weekly)
-        _send_edition(store, batch, subscribers, issue, channel, dry_run, report)
-        if report.stopped:  # the channel is out of reach: the other editions wait too
-            rest = [s for _, group in sorted(groups.items())[n + 1 :] for s in group]
-            report.not_attempted(day, rest)
-            return
+        for copy in copies:
+            _send_copy(store, batch, copy, issue, channels, dry_run, report)
 
 
-def _send_edition(
+def _send_copy(
     store: Store,
     batch: Batch,
-    subscribers: list[Subscriber],
+    copy: Copy,
     issue: Edition,
-    channel: Channel,
+    channels: OpenChannels,
     dry_run: bool,
     report: SendReport,
 ) -> None:
-    day = batch.day
-    for n, subscriber in enumerate(subscribers):
-        if dry_run:
-            report.results.append(SendResult(subscriber.email, day, "dry-run"))
-            continue
-        earlier = batch.ledger.get(subscriber.id)
-        delivery_id = earlier.message_id if earlier else channel.new_delivery_id()
-        store.digests.mark(subscriber.id, day, "sending", delivery_id, utcnow())
-        try:
-            channel.deliver(issue, subscriber, delivery_id)
-        except ChannelUnavailable as exc:
-            store.digests.mark(subscriber.id, day, "failed", delivery_id, utcnow(), str(exc))
-            report.results.append(SendResult(subscriber.email, day, "failed", str(exc)))
-            report.stopped = str(exc)
-            report.needs_setting = isinstance(exc, ChannelSetupError)
-            report.not_attempted(day, subscribers[n + 1 :])
-            log.error("stopped sending: %s", exc)
-            return
-        except DeliveryError as exc:
-            outcome: Outcome = "rejected" if exc.permanent else "failed"
-            store.digests.mark(subscriber.id, day, outcome, delivery_id, utcnow(), str(exc))
-            if exc.permanent:
-                store.subscribers.set_status(subscriber.id, "bounced")
-            report.results.append(SendResult(subscriber.email, day, outcome, str(exc)))
-            continue
-        store.digests.mark(subscriber.id, day, "sent", delivery_id, utcnow())
-        report.results.append(SendResult(subscriber.email, day, "sent"))
-        progress.advance("messages")
+    day, reader, endpoint = batch.day, copy.reader, copy.endpoint
+    key = endpoint.key
+
+    def result(outcome: Outcome, error: str | None = None) -> None:
+        report.results.append(SendResult(reader.email, day, outcome, error, key))
+
+    if dry_run:
+        return result("dry-run")
+    if endpoint.kind in channels.stopped:  # out of reach: it waits for the next send
+        return result("not-attempted", f"the batch stopped: {channels.stopped[endpoint.kind]}")
+    channel = channels.get(endpoint.kind)
+    earlier = batch.ledger.get((reader.id, key))
+    delivery_id = earlier.message_id if earlier else channel.new_delivery_id()
+    store.digests.mark(reader.id, day, "sending", delivery_id, utcnow(), channel=key)
+    try:
+        channel.deliver(issue, reader, delivery_id, endpoint)
+    except ChannelUnavailable as exc:
+        store.digests.mark(reader.id, day, "failed", delivery_id, utcnow(), str(exc), key)
+        result("failed", str(exc))
+        channels.stopped[endpoint.kind] = str(exc)
+        report.stopped = report.stopped or str(exc)
+        report.needs_setting = report.needs_setting or isinstance(exc, ChannelSetupError)
+        log.error("stopped sending by %s: %s", endpoint.kind, exc)
+        return None
+    except DeliveryError as exc:
+        outcome: Outcome = "rejected" if exc.permanent else "failed"
+        store.digests.mark(reader.id, day, outcome, delivery_id, utcnow(), str(exc), key)
+        if isinstance(exc, EndpointGone) and endpoint.id:
+            store.endpoints.disable(endpoint.id, str(exc), utcnow())
+        elif exc.permanent:
+            store.subscribers.set_status(reader.id, "bounced")
+        return result(outcome, str(exc))
+    store.digests.mark(reader.id, day, "sent", delivery_id, utcnow(), channel=key)
+    result("sent")
+    progress.advance("messages")
+    return None

@@ -13,7 +13,8 @@ from digest.store import Store
 
 
 def status_report(store: Store, config: Config) -> dict[str, Any]:
-    """Feeds, episodes by stage, subscribers, failures and the week's LLM usage."""
+    """Feeds, episodes by stage, subscribers, failures, the week's LLM usage and the
+    week's deliveries per channel kind and outcome."""
     report = store.summary()
     report["llm_usage"] = [
         {**u, "cost_usd": cost_usd(config, u["model"], u["prompt_tokens"], u["completion_tokens"])}
@@ -25,6 +26,7 @@ def status_report(store: Store, config: Config) -> dict[str, Any]:
         if f.consecutive_failures
     ]
     report["pending_signups"] = report["subscribers"].get("pending", 0)
+    report["deliveries"] = store.digests.count_by_channel(utcnow() - timedelta(days=7))
     report["failed_episodes"] = [
         {
             "id": f.episode_id,

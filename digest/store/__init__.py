@@ -20,6 +20,7 @@ from digest.core.errors import StoreError
 from digest.core.statefiles import touch_private
 from digest.store.claim_repo import Claim, ClaimRepo
 from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
+from digest.store.endpoint_repo import EndpointRepo
 from digest.store.episode_repo import EpisodeRepo
 from digest.store.feed_repo import FeedRepo
 from digest.store.insight_repo import InsightRepo
@@ -107,6 +108,7 @@ class Store:
         self.insights = InsightRepo(self.engine)
         self.digests = DigestRepo(self.engine)
         self.claims = ClaimRepo(self.engine)
+        self.endpoints = EndpointRepo(self.engine)
 
     @staticmethod
     def _engine(url: str) -> Engine:

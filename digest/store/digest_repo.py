@@ -19,7 +19,9 @@ from digest.store.schema import deliveries, digests
 _MARK_UPDATE = (
     deliveries.update()
     .where(
-        deliveries.c.subscriber_id == sa.bindparam("sid"), deliveries.c.date == sa.bindparam("day")
+        deliveries.c.subscriber_id == sa.bindparam("sid"),
+        deliveries.c.date == sa.bindparam("day"),
+        deliveries.c.channel == sa.bindparam("via"),
     )
     .values(
         status=sa.bindparam("status"),
@@ -32,6 +34,7 @@ _MARK_UPDATE = (
 _MARK_INSERT = deliveries.insert().values(
     subscriber_id=sa.bindparam("sid"),
     date=sa.bindparam("day"),
+    channel=sa.bindparam("via"),
     status=sa.bindparam("status"),
     message_id=sa.bindparam("message_id"),
     error=sa.bindparam("error"),
@@ -57,6 +60,7 @@ class Delivery:
     message_id: str
     error: str | None
     attempts: int
+    channel: str = "email"  # or "<kind>:<endpoint id>"
 
 
 def _frozen(row: Any) -> FrozenDigest:
@@ -67,7 +71,13 @@ def _frozen(row: Any) -> FrozenDigest:
 
 def _delivery(row: Any) -> Delivery:
     return Delivery(
-        row.subscriber_id, row.date, row.status, row.message_id, row.error, row.attempts
+        row.subscriber_id,
+        row.date,
+        row.status,
+        row.message_id,
+        row.error,
+        row.attempts,
+        row.channel,
     )
 
 
@@ -145,6 +155,20 @@ class DigestRepo:
             rows = conn.execute(sa.select(deliveries).where(deliveries.c.date == date))
             return [_delivery(r) for r in rows]
 
+    def count_by_channel(self, since: datetime) -> dict[str, dict[str, int]]:
+        """Ledger rows updated since then, by channel kind ("email", "webhook") and status."""
+        query = (
+            sa.select(deliveries.c.channel, deliveries.c.status, sa.func.count())
+            .where(deliveries.c.updated_at >= since)
+            .group_by(deliveries.c.channel, deliveries.c.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for channel, status, n in conn.execute(query):
+                per = counts.setdefault(channel.split(":", 1)[0], {})
+                per[status] = per.get(status, 0) + int(n)
+        return counts
+
     def mark(
         self,
         subscriber_id: int,
@@ -153,11 +177,13 @@ class DigestRepo:
         message_id: str,
         now: datetime,
         error: str | None = None,
+        channel: str = "email",
     ) -> None:
         """Upsert the ledger row; every hand-over to a server counts as an attempt."""
         row = {
             "sid": subscriber_id,
             "day": date,
+            "via": channel,
             "status": status,
             "message_id": message_id,
             "error": error,

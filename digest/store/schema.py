@@ -240,6 +240,8 @@ deliveries = sa.Table(
         nullable=False,
     ),
     sa.Column("date", sa.String(10), nullable=False),
+    # "email", or "<kind>:<endpoints.id>": one row per reader, edition date and channel.
+    sa.Column("channel", sa.String(40), nullable=False, server_default="email"),
     # sending: handed to the server, acceptance not yet recorded; sent: accepted;
     # failed: temporary refusal, retried; rejected: permanent refusal, not retried.
     sa.Column("status", sa.String(16), nullable=False),
@@ -247,7 +249,29 @@ deliveries = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("subscriber_id", "date"),
+    sa.UniqueConstraint("subscriber_id", "date", "channel"),
+)
+
+# Where a reader's editions go besides (or instead of) their inbox. A reader without
+# rows gets email only; once they have any, these rows are their channels.
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # a CHANNELS name: email, webhook, ...
+    sa.Column("target", sa.Text, nullable=False, server_default=""),  # the webhook's URL
+    sa.Column("format", sa.String(16), nullable=False, server_default=""),  # json | slack
+    sa.Column("secret", sa.String(64), nullable=False, server_default=""),  # HMAC key
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_at", UTCDateTime),  # a permanent refusal: no more deliveries
+    sa.Column("error", sa.Text),
 )
 
 

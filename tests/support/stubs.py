@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from digest.core.config import Config
-from digest.core.models import Edition, Segment, Subscriber, Transcript
+from digest.core.models import Edition, Endpoint, Segment, Subscriber, Transcript
 from digest.insights.context import EpisodeContext, Outcome, Usage
 from digest.insights.grounding import TranscriptIndex, ground
 from digest.insights.proposals import RawInsight, Window
@@ -112,7 +112,9 @@ class StubChannel:
         self.count += 1
         return f"stub-{self.count}"
 
-    def deliver(self, edition: Edition, reader: Subscriber, delivery_id: str) -> None:
+    def deliver(
+        self, edition: Edition, reader: Subscriber, delivery_id: str, endpoint: Endpoint
+    ) -> None:
         texts = tuple(item.insight.text for item in edition.items)
         StubChannel.received.append((reader.email, edition.date, delivery_id, texts))
 

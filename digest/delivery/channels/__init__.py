@@ -12,7 +12,13 @@ flows' retry policy and the CLI:
 - `ChannelUnavailable`: the other end is busy or out of reach: the batch stops and is
   tried again later (in deployed runs, by the send task's retries);
 - `Refused`: this one reader's copy was refused, for good (`permanent`: the reader is
-  marked bounced) or for now (tried again on the next run); the batch goes on.
+  marked bounced) or for now (tried again on the next run); the batch goes on;
+- `EndpointGone`: this reader's endpoint refused for good (a webhook answering 410):
+  that endpoint is disabled with the reason, the reader and their other channels
+  go on.
+
+`deliver` gets the reader's `Endpoint` too: where the copy goes, for channels that
+have more than one place per reader (a webhook's URL, its format and secret).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Protocol
 
 from digest.core.config import Config
 from digest.core.errors import DigestError
-from digest.core.models import Edition, Subscriber
+from digest.core.models import Edition, Endpoint, Subscriber
 from digest.core.registry import CHANNELS
 
 
@@ -49,6 +55,10 @@ class PermanentlyRefused(Refused):
     permanent = True
 
 
+class EndpointGone(PermanentlyRefused):
+    """The endpoint, not the reader, is gone: disable it, keep the reader."""
+
+
 class Channel(Protocol):
     name: str
 
@@ -61,9 +71,12 @@ class Channel(Protocol):
         """An id for a new copy, kept in the ledger and given again on every retry."""
         ...
 
-    def deliver(self, edition: Edition, reader: Subscriber, delivery_id: str) -> None:
-        """Hand over `reader`'s copy of `edition`; `delivery_id` is the same for every try
-        of this copy, so the other end can drop a repeat. Raises a DeliveryError."""
+    def deliver(
+        self, edition: Edition, reader: Subscriber, delivery_id: str, endpoint: Endpoint
+    ) -> None:
+        """Hand over `reader`'s copy of `edition` at `endpoint`; `delivery_id` is the same
+        for every try of this copy, so the other end can drop a repeat. Raises a
+        DeliveryError."""
         ...
 
     def close(self) -> None: ...

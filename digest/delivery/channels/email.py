@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digest.core.config import Config
-from digest.core.models import Edition, Subscriber
+from digest.core.models import Edition, Endpoint, Subscriber
 from digest.delivery.message import Composer, Transport, new_message_id
 from digest.delivery.outbox import OutboxTransport
 from digest.delivery.smtp import SmtpTransport
@@ -39,7 +39,13 @@ class EmailChannel:
         """A Message-ID: receiving servers drop a second copy that carries the same one."""
         return new_message_id(self.config.digest.sender)
 
-    def deliver(self, edition: Edition, reader: Subscriber, delivery_id: str) -> None:
+    def deliver(
+        self,
+        edition: Edition,
+        reader: Subscriber,
+        delivery_id: str,
+        endpoint: Endpoint | None = None,  # one per reader: their address
+    ) -> None:
         key = (edition.date, edition.selection)
         if key not in self.composers:
             d, web = self.config.digest, self.config.web
