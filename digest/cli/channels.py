@@ -10,17 +10,18 @@ from digest.cli.base import App, cli, console, emit_json, esc
 from digest.core.addresses import normalise_email
 from digest.core.errors import InvalidInput, NotFound
 from digest.core.models import Endpoint
+from digest.delivery.channels.feed import feed_url
 from digest.delivery.channels.webhook import FORMATS, check_webhook_url
 
 
 @cli.group()
 def channels() -> None:
-    """Readers' channels: email (everyone's until changed) and webhooks."""
+    """Readers' channels: email (everyone's until changed), webhooks, a private feed."""
 
 
 @channels.command("add")
 @click.argument("email")
-@click.argument("kind", type=click.Choice(["email", "webhook"]))
+@click.argument("kind", type=click.Choice(["email", "webhook", "feed"]))
 @click.argument("url", required=False, default="")
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="json",
@@ -28,20 +29,23 @@ def channels() -> None:
 )  # fmt: skip
 @click.pass_obj
 def channels_add(app: App, email: str, kind: str, url: str, fmt: str) -> None:
-    """Send EMAIL's editions to a webhook URL too (or email again, after removing it).
-    Prints the webhook's signing secret: give it to the receiver."""
+    """Send EMAIL's editions to a webhook URL too, or publish them in a private feed (or
+    email again, after removing it). Prints the webhook's signing secret (give it to
+    the receiver) or the feed's private URL (give it to the reader)."""
     reader = app.store.subscribers.get(normalise_email(email))
     if kind == "webhook":
         if not url:
             raise InvalidInput("a webhook needs its URL: digest channels add EMAIL webhook URL")
         url = check_webhook_url(url, app.config)
     elif url:
-        raise InvalidInput("email takes no URL: it goes to the reader's address")
+        raise InvalidInput(f"{kind} takes no URL")
     endpoint = app.store.endpoints.add(
         reader.id, kind, jobs.utcnow(), target=url, format=fmt if kind == "webhook" else ""
     )
     console.print(f"Added {endpoint.key} for {esc(reader.email)}")
-    if endpoint.secret:
+    if kind == "feed":
+        console.print(f"Private feed: {feed_url(app.config.web.base_url, endpoint)}")
+    elif endpoint.secret:
         console.print(f"Signing secret (X-Digest-Signature): {endpoint.secret}")
 
 

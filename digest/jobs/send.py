@@ -268,11 +268,15 @@ def _send_copy(
     channel = channels.get(endpoint.kind)
     earlier = batch.ledger.get((reader.id, key))
     delivery_id = earlier.message_id if earlier else channel.new_delivery_id()
-    store.digests.mark(reader.id, day, "sending", delivery_id, utcnow(), channel=key)
+    store.digests.mark(
+        reader.id, day, "sending", delivery_id, utcnow(), channel=key, edition=issue.selection
+    )
     try:
         channel.deliver(issue, reader, delivery_id, endpoint)
     except ChannelUnavailable as exc:
-        store.digests.mark(reader.id, day, "failed", delivery_id, utcnow(), str(exc), key)
+        store.digests.mark(
+            reader.id, day, "failed", delivery_id, utcnow(), str(exc), key, issue.selection
+        )
         result("failed", str(exc))
         channels.stopped[endpoint.kind] = str(exc)
         report.stopped = report.stopped or str(exc)
@@ -281,13 +285,17 @@ def _send_copy(
         return None
     except DeliveryError as exc:
         outcome: Outcome = "rejected" if exc.permanent else "failed"
-        store.digests.mark(reader.id, day, outcome, delivery_id, utcnow(), str(exc), key)
+        store.digests.mark(
+            reader.id, day, outcome, delivery_id, utcnow(), str(exc), key, issue.selection
+        )
         if isinstance(exc, EndpointGone) and endpoint.id:
             store.endpoints.disable(endpoint.id, str(exc), utcnow())
         elif exc.permanent:
             store.subscribers.set_status(reader.id, "bounced")
         return result(outcome, str(exc))
-    store.digests.mark(reader.id, day, "sent", delivery_id, utcnow(), channel=key)
+    store.digests.mark(
+        reader.id, day, "sent", delivery_id, utcnow(), channel=key, edition=issue.selection
+    )
     result("sent")
     progress.advance("messages")
     return None

@@ -26,6 +26,7 @@ _MARK_UPDATE = (
     .values(
         status=sa.bindparam("status"),
         message_id=sa.bindparam("message_id"),
+        edition=sa.bindparam("ed"),
         error=sa.bindparam("error"),
         updated_at=sa.bindparam("updated_at"),
         attempts=deliveries.c.attempts + sa.bindparam("attempt"),
@@ -35,6 +36,7 @@ _MARK_INSERT = deliveries.insert().values(
     subscriber_id=sa.bindparam("sid"),
     date=sa.bindparam("day"),
     channel=sa.bindparam("via"),
+    edition=sa.bindparam("ed"),
     status=sa.bindparam("status"),
     message_id=sa.bindparam("message_id"),
     error=sa.bindparam("error"),
@@ -155,6 +157,17 @@ class DigestRepo:
             rows = conn.execute(sa.select(deliveries).where(deliveries.c.date == date))
             return [_delivery(r) for r in rows]
 
+    def published(self, channel: str, limit: int = 50) -> builtins.list[tuple[str, str]]:
+        """(date, edition key) of the copies `channel` took, newest first."""
+        query = (
+            sa.select(deliveries.c.date, deliveries.c.edition)
+            .where(deliveries.c.channel == channel, deliveries.c.status == "sent")
+            .order_by(deliveries.c.date.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row.date, row.edition) for row in conn.execute(query)]
+
     def count_by_channel(self, since: datetime) -> dict[str, dict[str, int]]:
         """Ledger rows updated since then, by channel kind ("email", "webhook") and status."""
         query = (
@@ -178,12 +191,14 @@ class DigestRepo:
         now: datetime,
         error: str | None = None,
         channel: str = "email",
+        edition: str = "",
     ) -> None:
         """Upsert the ledger row; every hand-over to a server counts as an attempt."""
         row = {
             "sid": subscriber_id,
             "day": date,
             "via": channel,
+            "ed": edition,
             "status": status,
             "message_id": message_id,
             "error": error,

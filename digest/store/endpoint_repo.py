@@ -17,6 +17,10 @@ from digest.core.errors import InvalidInput, NotFound
 from digest.core.models import Endpoint
 from digest.store.schema import endpoints
 
+# A feed's secret is a link token (in its URL, the shape of every token we issue); a
+# webhook's is an HMAC key.
+SECRETS = {"feed": lambda n: "f" + secrets.token_urlsafe(n)[:42]}
+
 
 def _endpoint(row: Any) -> Endpoint:
     return Endpoint(
@@ -53,7 +57,7 @@ class EndpointRepo:
                     kind=kind,
                     target=target,
                     format=format,
-                    secret=secrets.token_hex(32) if kind != "email" else "",
+                    secret=SECRETS.get(kind, secrets.token_hex)(32) if kind != "email" else "",
                     created_at=now,
                 )
             ).inserted_primary_key
@@ -66,6 +70,17 @@ class EndpointRepo:
         if row is None:
             raise NotFound(f"no channel {endpoint_id}")
         return _endpoint(row)
+
+    def by_secret(self, kind: str, secret: str) -> Endpoint | None:
+        """The live endpoint a link token names (a reader's private feed)."""
+        query = sa.select(endpoints).where(
+            endpoints.c.kind == kind,
+            endpoints.c.secret == secret,
+            endpoints.c.disabled_at.is_(None),
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _endpoint(row)
 
     def of(self, subscriber_ids: Iterable[int]) -> dict[int, builtins.list[Endpoint]]:
         """Each reader's channels (an implicit email for readers without rows)."""

@@ -242,6 +242,8 @@ deliveries = sa.Table(
     sa.Column("date", sa.String(10), nullable=False),
     # "email", or "<kind>:<endpoints.id>": one row per reader, edition date and channel.
     sa.Column("channel", sa.String(40), nullable=False, server_default="email"),
+    # The selection key of the edition this copy carried (a reader's feed lists these).
+    sa.Column("edition", sa.String(200), nullable=False, server_default=""),
     # sending: handed to the server, acceptance not yet recorded; sent: accepted;
     # failed: temporary refusal, retried; rejected: permanent refusal, not retried.
     sa.Column("status", sa.String(16), nullable=False),

@@ -213,6 +213,13 @@ class SubscriberRepo:
             conn.execute(signups.delete().where(signups.c.mailbox.in_(keys)))
         return _subscriber(row)
 
+    def by_id(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.id == subscriber_id)
+            ).first()
+        return _subscriber(row) if row else None
+
     def by_token(self, token: str) -> Subscriber | None:
         with self.engine.connect() as conn:
             row = conn.execute(

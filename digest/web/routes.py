@@ -1,7 +1,8 @@
 """The routes of `digest web` (the contract other clients rely on):
 
 GET/POST /subscribe, GET/POST /confirm/<token>, GET/POST /subscription/<token>,
-GET/POST /unsubscribe/<token>, GET /archive, GET /archive/<date>, GET /archive/feed.xml.
+GET/POST /unsubscribe/<token>, GET /archive, GET /archive/<date>, GET /archive/feed.xml,
+GET /feed/<token>.xml (a reader's private feed: RSS 2.0 of their editions).
 Form fields: email, show (feed URLs, repeated), timezone, send_time, topics (words,
 "quoted phrases", -word; at most 500 characters), topics_only (a checkbox: "1"),
 cadence (daily, weekly), weekday (monday ... sunday: a weekly reader's day),
@@ -31,6 +32,7 @@ from digest.core.addresses import TOKEN
 from digest.core.config import Config
 from digest.store import Store
 from digest.web.archive_pages import ArchivePages
+from digest.web.feed_pages import FeedPages
 from digest.web.guard import Guard
 from digest.web.reader_pages import ReaderPages
 from digest.web.signup_pages import SignupPages
@@ -61,6 +63,10 @@ async def read_form(request: Request) -> FormData:
 def create_app(store: Store, config: Config) -> ASGIApp:
     site = Site(store, config)
     signup, reader, archive = SignupPages(site), ReaderPages(site), ArchivePages(site)
+    feeds = FeedPages(site)
+
+    async def private_feed(request: Request) -> Response:
+        return await run_in_threadpool(feeds.feed, token_of(request))
 
     def plain(handler: Callable[..., Response]) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -114,6 +120,7 @@ def create_app(store: Store, config: Config) -> ASGIApp:
         Route("/confirm/{token}", with_token(signup.confirm), methods=["GET", "POST"]),
         Route("/subscription/{token}", with_token(reader.preferences), methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+        Route("/feed/{token}.xml", private_feed, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

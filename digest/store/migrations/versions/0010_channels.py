@@ -1,6 +1,7 @@
-"""Channels: a reader's editions may go to webhooks as well as (or instead of) their
-inbox, and the ledger keeps one row per reader, date and channel, so a crash half-way
-re-sends nothing a channel already took. Every existing row is an email delivery.
+"""Channels: a reader's editions may go to webhooks or a private feed as well as (or
+instead of) their inbox, and the ledger keeps one row per reader, date and channel,
+so a crash half-way re-sends nothing a channel already took, with the edition each
+copy carried. Every existing row is an email delivery.
 
 Revision ID: 0010
 Revises: 0009
@@ -24,6 +25,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("channel", sa.String(40), nullable=False, server_default="email")
         )
+        batch.add_column(sa.Column("edition", sa.String(200), nullable=False, server_default=""))
         batch.drop_constraint("uq_deliveries_subscriber_id_date", type_="unique")
         batch.create_unique_constraint(
             "uq_deliveries_subscriber_id_date_channel", ["subscriber_id", "date", "channel"]
@@ -59,4 +61,5 @@ def downgrade() -> None:
         batch.create_unique_constraint(
             "uq_deliveries_subscriber_id_date", ["subscriber_id", "date"]
         )
+        batch.drop_column("edition")
         batch.drop_column("channel")
