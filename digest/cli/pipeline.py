@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -276,6 +277,8 @@ def run(app: App) -> None:
     watcher = RunProgress(console)
     with flows("local").local_run(verbose=app.verbose), watcher, jobs.progress.watching(watcher):
         summary = flows("pipeline").digest_pipeline(config_path=config_path)
+    if not app.verbose:  # Prefect's own lines at exit ("Stopping temporary server"): -v
+        logging.getLogger("prefect").setLevel(logging.WARNING)
     console.print(f"Polled {summary['feeds']} feed(s): {summary['new']} new episode(s).")
     print_outcomes(summary["episodes"])
     sent = summary["digest"]

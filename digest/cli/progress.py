@@ -70,8 +70,11 @@ class RunProgress:
         self.progress.stop()
 
     def begin(self, stage: str, total: int | None) -> None:
+        """A stage starts; `total` None: a count without a bar's end (rich's `update`
+        cannot unset a total, so an unknown one is given when the task is added)."""
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(LABELS.get(stage, stage), note="", count="")
+            label = LABELS.get(stage, stage)
+            self.tasks[stage] = self.progress.add_task(label, total=total, note="", count="")
         self.progress.update(self.tasks[stage], total=total, completed=0)
         self._count(stage)
 
