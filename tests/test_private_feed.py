@@ -21,7 +21,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_a_feed_reader_gets_their_editions_and_no_one_elses(store: Store, make_config: Any) -> None:
-    config = make_config(digest={"insights": 2})
+    config = make_config(digest={"insights": 2}, voice={"enabled": False})  # text only
     seed_insights(store, config, show="Alpha Hour", scripts=SCRIPTS[:2])
     seed_insights(store, config, show="Beta Talk", scripts=SCRIPTS[2:])
     alpha = next(f for f in store.feeds.list() if f.title == "Alpha Hour")

@@ -31,6 +31,7 @@ from digest.core.settings import (
     SmtpSettings,
     StorageSettings,
     TranscriptionSettings,
+    VoiceSettings,
     WebhookSettings,
     WebSettings,
 )
@@ -48,6 +49,7 @@ class Config:
     digest: DigestSettings = field(default_factory=DigestSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
     web: WebSettings = field(default_factory=WebSettings)
     secrets: Secrets = field(default=Secrets(), repr=False)

@@ -213,6 +213,14 @@ class DigestItem:
     audio_url: str
     published_at: datetime | None
 
+    @property
+    def moment_url(self) -> str:
+        """The audio at the quote: a media fragment (`#t=SECONDS`) that players honour."""
+        if not self.audio_url:
+            return ""
+        start = self.insight.start_seconds
+        return f"{self.audio_url}#t={int(start)}" if start is not None else self.audio_url
+
 
 Cadence = Literal["daily", "weekly"]
 

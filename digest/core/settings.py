@@ -168,6 +168,14 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    enabled: bool = setting(
+        True, "read each private-feed edition aloud (MP3) when the voice extra is installed"
+    )
+    bitrate: str = setting("48k", "MP3 bitrate of the edition read aloud (speech: 32k-64k)")
+
+
+@dataclass(frozen=True)
 class OrchestrationSettings:
     cpu_pool: str = setting("cpu", "work pool for polling, extraction and the digest")
     gpu_pool: str = setting("gpu", "work pool for transcription (add workers here to scale out)")
@@ -227,6 +235,7 @@ SECTIONS: dict[str, type] = {
     "digest": DigestSettings,
     "smtp": SmtpSettings,
     "webhook": WebhookSettings,
+    "voice": VoiceSettings,
     "orchestration": OrchestrationSettings,
     "web": WebSettings,
 }

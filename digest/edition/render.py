@@ -23,14 +23,6 @@ CADENCE = {False: "daily", True: "weekly"}
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def moment_url(item: DigestItem) -> str:
-    """The audio at the quote: a media fragment (`#t=SECONDS`) that players honour."""
-    if not item.audio_url:
-        return ""
-    start = item.insight.start_seconds
-    return f"{item.audio_url}#t={int(start)}" if start is not None else item.audio_url
-
-
 def to_json(date: str, items: Sequence[DigestItem]) -> dict[str, Any]:
     """`digest preview --format json`: field names are a public contract."""
     return {
@@ -107,7 +99,7 @@ def _context(
                 "text": i.insight.text,
                 "show_title": i.show_title,
                 "episode_title": i.episode_title,
-                "moment_url": moment_url(i),
+                "moment_url": i.moment_url,
                 "episode_url": i.episode_url,
                 "timestamp": timestamp(i.insight.start_seconds)
                 if i.insight.start_seconds is not None

@@ -2,7 +2,9 @@
 
 GET/POST /subscribe, GET/POST /confirm/<token>, GET/POST /subscription/<token>,
 GET/POST /unsubscribe/<token>, GET /archive, GET /archive/<date>, GET /archive/feed.xml,
-GET /feed/<token>.xml (a reader's private feed: RSS 2.0 of their editions).
+GET /feed/<token>.xml (a reader's private feed: RSS 2.0 of their editions), and its
+files GET /feed/<token>/<edition>.mp3|.json|.vtt (the edition read aloud, chapters,
+transcript).
 Form fields: email, show (feed URLs, repeated), timezone, send_time, topics (words,
 "quoted phrases", -word; at most 500 characters), topics_only (a checkbox: "1"),
 cadence (daily, weekly), weekday (monday ... sunday: a weekly reader's day),
@@ -68,6 +70,10 @@ def create_app(store: Store, config: Config) -> ASGIApp:
     async def private_feed(request: Request) -> Response:
         return await run_in_threadpool(feeds.feed, token_of(request))
 
+    async def feed_file(request: Request) -> Response:
+        name = str(request.path_params["name"])
+        return await run_in_threadpool(feeds.media, token_of(request), name)
+
     def plain(handler: Callable[..., Response]) -> Handler:
         async def endpoint(request: Request) -> Response:
             return await run_in_threadpool(handler, *request.path_params.values())
@@ -121,6 +127,7 @@ def create_app(store: Store, config: Config) -> ASGIApp:
         Route("/subscription/{token}", with_token(reader.preferences), methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/feed/{token}.xml", private_feed, methods=["GET"]),
+        Route("/feed/{token}/{name}", feed_file, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -28,7 +28,7 @@ from digest.jobs.transcription import Transcription
 from digest.store import Store
 from digest.store.schema import subscribers
 from tests.support.httpserver import LoopbackServer, Route
-from tests.support.seed import CORPUS
+from tests.support.seed import CORPUS, SCRIPTS
 
 pytestmark = pytest.mark.slow
 FEEDS, NEW_PER_DAY, DAYS, SUBSCRIBERS = 1_000, 50, 7, 10_000
@@ -68,8 +68,8 @@ def test_a_week_of_1000_feeds_and_10000_subscribers(
 ) -> None:
     config = make_config(digest={"send_time": "00:00"}, feeds={"concurrency": 16})
     store = Store(config.database_url)
-    scripts = sorted(CORPUS.glob("*.txt"))
-    for n, path in enumerate(scripts[:4]):  # four transcripts, shared by every show
+    scripts = [CORPUS / f"{name}.txt" for name in SCRIPTS]
+    for n, path in enumerate(scripts):  # four transcripts, shared by every show
         words = path.read_text().split()
         http_server.routes[f"/t/{n}.txt"] = Route(
             " ".join(words[:400]).encode(), content_type="text/plain"

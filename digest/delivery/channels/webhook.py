@@ -110,7 +110,7 @@ def slack_payload(edition: Edition) -> dict[str, Any]:
         }
     ]
     for n, item in enumerate(edition.items, start=1):
-        link = item.audio_url or item.episode_url
+        link = item.moment_url or item.episode_url
         source = _mrkdwn(f"{item.show_title}: {item.episode_title}")
         if link:
             source = f"<{link.replace('>', '%3E').replace('|', '%7C')}|{source}>"
