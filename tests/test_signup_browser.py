@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.jobs import send_digests
@@ -42,8 +42,24 @@ def press(browser: Any, css: str) -> str:
     """Click a form's button and wait for the page it leads to; that page's heading."""
     button = browser.find_element("css selector", css)
     button.click()
-    WebDriverWait(browser, 30).until(staleness_of(button))
+    WebDriverWait(browser, 30).until(lambda _: detached(button))
     return str(browser.find_element("tag name", "h1").text)
+
+
+def detached(element: Any) -> bool:
+    """The old page's element is gone. Selenium's `staleness_of` expects a
+    StaleElementReferenceException; chromium, asked while it swaps the document,
+    may instead answer "Node with given id does not belong to the document" (seen in
+    CI on a loaded machine), which says the same."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def plain(message: EmailMessage) -> str:
