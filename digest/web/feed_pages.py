@@ -77,7 +77,8 @@ class FeedPages:
         """An edition's MP3, chapters or transcript, for the reader whose feed lists it."""
         endpoint = self._endpoint(token)
         found = FILE.fullmatch(name)
-        mine = {edition_name(f.date, f.selection) for f, _ in self._editions(endpoint)}
+        published = self.site.store.digests.published(endpoint.key, ENTRIES)
+        mine = {edition_name(day, key) for day, key in published}  # no insights loaded
         if found is None or found.group(1) not in mine:
             raise HTTPException(404, "No such file in this feed.")
         path = voice_folder(self.site.config) / name
