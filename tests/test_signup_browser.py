@@ -137,3 +137,19 @@ def test_sign_up_confirm_receive_and_change_shows_in_a_browser(
             assert browser.find_element("name", "topics_only").is_selected(), "shown as saved"
             browser.get(manage.group(0))
             assert "every Sunday at" in browser.find_element("tag name", "body").text
+
+            # Channels: a private feed instead of email, its link shown and working.
+            browser.find_element("css selector", 'input[name="channel"][value="feed"]').click()
+            browser.find_element("css selector", 'input[name="channel"][value="email"]').click()
+            press(browser, 'button[value="save"]')
+            assert "Saved" in browser.find_element("tag name", "body").text
+            link = browser.find_element("css selector", "ul.channels a").get_attribute("href")
+            reader = store.subscribers.get(READER)
+            [feed] = store.endpoints.of([reader.id])[reader.id]
+            assert (feed.kind, link) == ("feed", f"{base}/feed/{feed.secret}.xml")
+            assert not browser.find_element(
+                "css selector", 'input[name="channel"][value="email"]'
+            ).is_selected(), "email shown as gone"
+            browser.get(link)
+            source = browser.page_source
+            assert "rss" in source.lower() and "Not found" not in source, source[:300]

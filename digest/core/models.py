@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -278,6 +279,25 @@ class Endpoint:
     def key(self) -> str:
         """The ledger's name for it: "email", or "<kind>:<id>"."""
         return self.kind if self.kind == "email" else f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class ChannelChoice:
+    """Where a reader's form asks their editions to go. Applied whole (a channel not
+    chosen is removed), because the form shows every channel at once; a webhook kept
+    at the same URL and format keeps its secret, a feed kept keeps its link."""
+
+    email: bool = True
+    feed: bool = False
+    webhook_url: str = ""  # "": no webhook
+    webhook_format: str = "json"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ChannelChoice | None:
+        return cls(**json.loads(text)) if text else None
 
 
 ALL_SHOWS = "all"  # the selection of readers who follow every show, and the archive's

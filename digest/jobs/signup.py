@@ -21,10 +21,11 @@ from typing import Literal
 
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
-from digest.core.models import WEEKDAYS, Feed, Subscriber
+from digest.core.models import WEEKDAYS, ChannelChoice, Feed, Subscriber
 from digest.delivery.channels.email import mail_transport
 from digest.delivery.message import Outgoing, Transport, new_message_id, notice
 from digest.edition.render import environment
+from digest.jobs import reader_channels
 from digest.store import Store
 from digest.store.subscriber_repo import Limits, Preferences, Signup, SignupRequest
 
@@ -64,6 +65,7 @@ def sign_up(
     client: str,
     now: datetime,
     transport: Transport | None = None,
+    channels: ChannelChoice | None = None,
 ) -> SignupResult:
     """Record a valid request and email its link, within the limits."""
     web = config.web
@@ -76,7 +78,7 @@ def sign_up(
         forget_before=now - KEEP_SIGNUPS,
     )
     expires = now + timedelta(hours=web.confirm_hours)
-    request = store.subscribers.request_signup(email, prefs, limits, now, expires)
+    request = store.subscribers.request_signup(email, prefs, limits, now, expires, channels)
     if request.outcome != "mail":
         return SignupResult(request.outcome)
     mail = transport or mail_transport(config, "confirmations")
@@ -143,5 +145,8 @@ def usable(signup: Signup | None, now: datetime) -> Signup | None:
 
 def confirm(store: Store, signup: Signup, now: datetime) -> Subscriber:
     subscriber = store.subscribers.confirm(signup, now)
+    if signup.channels is not None and subscriber.status == "active":
+        # idempotent: a second tab confirming the same link finds them already made
+        reader_channels.apply_choice(store, subscriber.id, signup.channels, now)
     log.info("sign-up confirmed: subscriber %d is %s", subscriber.id, subscriber.status)
     return subscriber

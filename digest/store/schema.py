@@ -131,6 +131,7 @@ signups = sa.Table(
     sa.Column("topics_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("cadence", sa.String(8), nullable=False, server_default="daily"),
     sa.Column("weekday", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("channels", sa.Text),  # ChannelChoice JSON; NULL: channels left as they are
 )
 
 transcripts = sa.Table(

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.core.addresses import inbox_key, mailbox_key
 from digest.core.errors import InvalidInput, NotFound
-from digest.core.models import Cadence, Subscriber
+from digest.core.models import Cadence, ChannelChoice, Subscriber
 from digest.core.topics import NO_TOPICS, Topics, parse_topics
 from digest.store.exclusive import exclusive
 from digest.store.schema import signups, subscribers
@@ -105,6 +105,7 @@ class Signup:
     created_at: datetime
     expires_at: datetime
     confirmed_at: datetime | None
+    channels: ChannelChoice | None = None  # None: the reader's channels stay as they are
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,13 @@ class SubscriberRepo:
 
     # ------------------------------------------------------------ sign-ups
     def request_signup(
-        self, email: str, prefs: Preferences, limits: Limits, now: datetime, expires_at: datetime
+        self,
+        email: str,
+        prefs: Preferences,
+        limits: Limits,
+        now: datetime,
+        expires_at: datetime,
+        channels: ChannelChoice | None = None,
     ) -> SignupRequest:
         """Check both limits and record the request in one transaction that runs alone,
         so requests arriving together cannot each see room under a limit. A request
@@ -275,6 +282,7 @@ class SubscriberRepo:
                     mailed=mails < limits.per_inbox,
                     created_at=now,
                     expires_at=expires_at,
+                    channels=channels.to_json() if channels else None,
                     **prefs.values(),
                 )
             )
@@ -305,7 +313,14 @@ class SubscriberRepo:
             _shows(row.shows), row.timezone, row.send_time, topics, row.cadence, row.weekday
         )
         return Signup(
-            row.id, row.email, row.token, prefs, row.created_at, row.expires_at, row.confirmed_at
+            row.id,
+            row.email,
+            row.token,
+            prefs,
+            row.created_at,
+            row.expires_at,
+            row.confirmed_at,
+            ChannelChoice.from_json(row.channels),
         )
 
     def confirm(self, signup: Signup, now: datetime) -> Subscriber:

@@ -11,9 +11,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from digest.core.clock import utcnow
 from digest.core.config import Config
 from digest.core.errors import InvalidInput
-from digest.core.models import Subscriber
+from digest.core.models import Endpoint, Subscriber
+from digest.delivery.channels.feed import feed_url
+from digest.jobs import reader_channels
 from digest.jobs.signup import describe_schedule
 from digest.store.subscriber_repo import Preferences
 from digest.web.site import Site, field
@@ -60,6 +63,7 @@ class ReaderPages:
             status = 400 if error else 200
             subscriber = self.subscriber(token)
         prefs = Preferences.of(subscriber)
+        endpoints = site.store.endpoints.of([subscriber.id])[subscriber.id]
         return site.form_page(
             request,
             "Your subscription",
@@ -69,8 +73,22 @@ class ReaderPages:
             message=message or ("" if error else describe(subscriber, site.config)),
             error=error,
             paused=subscriber.status == "paused",
-            **site.choices(prefs),
+            channels=[self.shown(e) for e in endpoints if e.kind != "email" or e.disabled],
+            **site.choices(prefs, reader_channels.current_choice(endpoints)),
         )
+
+    def shown(self, endpoint: Endpoint) -> dict[str, str]:
+        """One channel as the preferences page lists it: its link, its secret."""
+        if endpoint.kind == "feed":
+            link = feed_url(self.site.config.web.base_url, endpoint)
+            return {"label": "Your private feed", "link": link, "secret": "", "disabled": ""}
+        label = (
+            f"Email to {endpoint.target}"
+            if endpoint.kind == "email"
+            else (f"Webhook {endpoint.target} ({endpoint.format})")
+        )
+        secret = endpoint.secret if endpoint.kind == "webhook" else ""
+        return {"label": label, "link": "", "secret": secret, "disabled": endpoint.disabled or ""}
 
     def change(self, subscriber: Subscriber, form: FormData) -> tuple[str, str]:
         """Apply one preferences form; (message, error)."""
@@ -85,7 +103,11 @@ class ReaderPages:
                 return "Resumed: the digest comes again from the next send.", ""
             if action != "save":
                 raise InvalidInput("the form did not say what to do")
-            repo.set_preferences(subscriber.id, self.site.preferences(form))
+            prefs = self.site.preferences(form)
+            channels = self.site.channel_choice(form)  # both read before anything is written
+            repo.set_preferences(subscriber.id, prefs)
+            if channels is not None:
+                reader_channels.apply_choice(self.site.store, subscriber.id, channels, utcnow())
         except InvalidInput as exc:
             return "", f"Nothing was changed: {exc}"
         return "Saved. The changes apply from the next digest.", ""

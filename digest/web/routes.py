@@ -8,7 +8,10 @@ transcript).
 Form fields: email, show (feed URLs, repeated), timezone, send_time, topics (words,
 "quoted phrases", -word; at most 500 characters), topics_only (a checkbox: "1"),
 cadence (daily, weekly), weekday (monday ... sunday: a weekly reader's day),
-csrf_token; on the preferences page also action (save, pause, resume).
+channel (email, webhook, feed; repeated), webhook_url, webhook_format (json, slack),
+channels_shown ("1": the form offered channels, so what is not ticked goes; a form
+without it leaves the reader's channels as they are), csrf_token; on the preferences
+page also action (save, pause, resume).
 
 Only POST changes anything; HEAD is answered as GET is; other methods get 405.
 Paths are matched exactly: `/archive/` is not `/archive` and is answered 404, never

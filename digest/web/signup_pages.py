@@ -11,7 +11,7 @@ from starlette.responses import Response
 from digest.core.addresses import normalise_email
 from digest.core.clock import utcnow
 from digest.core.errors import InvalidInput
-from digest.core.models import Subscriber
+from digest.core.models import ChannelChoice, Subscriber
 from digest.jobs import signup
 from digest.store.subscriber_repo import Preferences
 from digest.web import csrf
@@ -41,6 +41,7 @@ class SignupPages:
             honeypot = field(form, "website")
             address = normalise_email(typed)
             prefs = site.preferences(form)
+            channels = site.channel_choice(form)
         except InvalidInput as exc:
             return site.form_page(
                 request,
@@ -62,6 +63,7 @@ class SignupPages:
             prefs,
             client=csrf.client_key(site.key, peer),
             now=utcnow(),
+            channels=channels,
         )
         if result.outcome == "limited-client":
             return site.page(
@@ -124,9 +126,12 @@ class SignupPages:
         subscriber = signup.confirm(site.store, found, now)
         if subscriber.status != "active":  # another tab used the link a moment ago
             return self.used(subscriber)
+        where = "the digest"
+        if found.channels is not None and found.channels != ChannelChoice():
+            where = "the digest where you chose (your private feed link and webhook secret are on your preferences page)"
         return site.page(
             "You are subscribed",
-            message=f"{subscriber.email} gets the daily digest from the next send on.",
+            message=f"{subscriber.email} gets {where} from the next send on.",
             links=[(f"/subscription/{subscriber.unsubscribe_token}", "Your preferences")],
         )
 

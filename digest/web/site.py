@@ -21,11 +21,11 @@ from starlette.responses import HTMLResponse, Response
 from digest.core.addresses import check_send_time
 from digest.core.config import Config
 from digest.core.errors import InvalidInput
-from digest.core.models import CADENCES, WEEKDAYS
+from digest.core.models import CADENCES, WEEKDAYS, ChannelChoice
 from digest.core.templating import templates_root
 from digest.core.topics import MAX_CHARS as MAX_TOPIC_CHARS
 from digest.core.topics import parse_topics
-from digest.jobs import signup
+from digest.jobs import reader_channels, signup
 from digest.store import Store
 from digest.store.subscriber_repo import Preferences
 from digest.web import csrf
@@ -102,9 +102,10 @@ class Site:
         )
 
     # ------------------------------------------------------------ the reader's choices
-    def choices(self, prefs: Preferences) -> dict[str, Any]:
+    def choices(self, prefs: Preferences, channels: ChannelChoice | None = None) -> dict[str, Any]:
         default = self.config.digest
         return {
+            "channel_choice": channels or ChannelChoice(),
             "feeds": self.store.feeds.list(),
             "chosen": prefs.shows or (),
             "zones": self.zones,
@@ -142,6 +143,18 @@ class Site:
             parse_topics(field(form, "topics"), bool(only)),
             "weekly" if cadence == "weekly" else "daily",
             WEEKDAYS.index(weekday),
+        )
+
+    def channel_choice(self, form: FormData) -> ChannelChoice | None:
+        """Where the form asks the editions to go; None when the form offered no channels
+        (a client of the original form fields), which leaves them as they are."""
+        if not field(form, "channels_shown"):
+            return None
+        return reader_channels.choose(
+            self.config,
+            field_list(form, "channel"),
+            field(form, "webhook_url"),
+            field(form, "webhook_format"),
         )
 
 
