@@ -23,6 +23,15 @@ TARGET_RATE = 200.0
 SELECTIONS = 50
 
 
+class HookSink(Helper):
+    def __init__(self) -> None:
+        super().__init__("hooksink")
+        self.port = int(self.ready)
+
+    def tell(self, command: str) -> dict[str, Any]:
+        return dict(json.loads(self.ask(command)))
+
+
 class SmtpSink(Helper):
     def __init__(self) -> None:
         super().__init__("smtpsink")
@@ -81,6 +90,37 @@ def with_selections(workdir: Path, db: Path, config: Any, selections: int) -> Pa
     return copy
 
 
+def with_channels(workdir: Path, spread: Path, hook_url: str) -> Path:
+    """The 50-selection copy with 10 % of readers following topics and the readers split
+    in thirds: email only, a webhook instead, a private feed instead."""
+    import sqlalchemy as sa
+
+    from digest.core.clock import utcnow
+    from digest.store import Store
+    from digest.store.schema import endpoints, subscribers
+
+    copy = workdir / "channels.db"
+    shutil.copyfile(spread, copy)
+    now = utcnow()
+    with Store(f"sqlite:///{copy}") as store, store.engine.begin() as conn:
+        conn.execute(
+            subscribers.update().where(subscribers.c.id % 10 == 0).values(topics="model training")
+        )
+        ids = [row.id for row in conn.execute(sa.select(subscribers.c.id))]
+        rows = [
+            {"subscriber_id": i, "kind": kind, "target": target, "format": fmt,
+             "secret": f"s{i:063d}", "created_at": now}
+            for i in ids
+            for kind, target, fmt in (
+                [("webhook", hook_url, "json")] if i % 3 == 1
+                else [("feed", "", "")] if i % 3 == 2 else []
+            )
+        ]  # fmt: skip
+        if rows:
+            conn.execute(endpoints.insert(), rows)
+    return copy
+
+
 def editions_on(store: Any, day: str) -> int:
     """Editions frozen for the day (the all-shows archive edition included)."""
     import sqlalchemy as sa
@@ -102,10 +142,13 @@ def run(subscribers: int, repeats: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-deliver-"))
     db, config = template(workdir, subscribers)
     sink = SmtpSink()
+    hooks = HookSink()
     config = replace(
         config,
         smtp=replace(config.smtp, host="127.0.0.1", port=sink.port, security="none"),
         web=replace(config.web, base_url="https://digest.example.org"),  # mail needs public links
+        webhook=replace(config.webhook, allow_private_addresses=True),  # the sink is local
+        voice=replace(config.voice, enabled=False),  # reading aloud is measured on its own
     )
     day = utcnow().date().isoformat()
     state: dict[str, Any] = {}
@@ -138,9 +181,19 @@ def run(subscribers: int, repeats: int) -> dict[str, Any]:
         per_selection = sink.tell("stats")
         per_selection["sent"] = state["report"].count("sent")
         per_selection["editions"] = editions_on(state["store"], day)
+        mixed = with_channels(workdir, spread, f"http://127.0.0.1:{hooks.port}/hook")
+        hooks.tell("reset")
+        channels = repeat(send, 1, setup=lambda: fresh(mixed), warmup=False)
+        by_channel = {
+            kind: sum(r.outcome == "sent" and r.channel.split(":")[0] == kind
+                      for r in state["report"].results)
+            for kind in ("email", "webhook", "feed")
+        }  # fmt: skip
+        webhooks = hooks.tell("stats")
         state["store"].close()
     finally:
         sink.close()
+        hooks.close()
     return {
         "subscribers": subscribers,
         "repeats": repeats,
@@ -154,6 +207,11 @@ def run(subscribers: int, repeats: int) -> dict[str, Any]:
         "selections_wall_s": selected.wall_s,
         "selections_messages_per_s": subscribers / selected.wall_s,
         "per_selection": per_selection,
+        "channels_wall_s": channels.wall_s,
+        "channels_deliveries": sum(by_channel.values()),
+        "channels_per_s": sum(by_channel.values()) / channels.wall_s,
+        "channels_by_kind": by_channel,
+        "channels_webhooks": webhooks,
     }
 
 
@@ -165,6 +223,8 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
          verdict(r["messages_per_s"], TARGET_RATE)],
         ["messages per second, 50 selections", f"{r['selections_messages_per_s']:.0f}",
          f"≥ {TARGET_RATE:g}", verdict(r["selections_messages_per_s"], TARGET_RATE)],
+        ["deliveries per second, mixed channels", f"{r.get('channels_per_s', 0):.0f}",
+         f"≥ {TARGET_RATE:g}", verdict(r.get("channels_per_s", 0), TARGET_RATE)],
         ["lost or doubled after a drop", r["drop"]["doubled"] + n - r["drop"]["recipients"],
          "0", verdict(r["drop"]["doubled"] + n - r["drop"]["recipients"], 0, at_most=True)],
     ]  # fmt: skip
@@ -190,9 +250,22 @@ def report(r: dict[str, Any]) -> str:
     headers = ["scenario", "wall s", "msg/s", "received", "recipients", "doubled", "lost",
                "connections"]  # fmt: skip
     title = f"Delivery — {n} subscribers, loopback SMTP, median of {r['repeats']} (drop: one run)"
+    mixed = ""
+    if "channels_per_s" in r:
+        kinds = r["channels_by_kind"]
+        mixed = (
+            f"Mixed channels (the {r['selections']} selections, 10 % with topics, a third each "
+            f"on email, a webhook and a private feed): {r['channels_deliveries']} deliveries "
+            f"({kinds['email']} emails, {kinds['webhook']} signed POSTs, {kinds['feed']} feed "
+            f"editions) in {r['channels_wall_s']:.1f} s, {r['channels_per_s']:.0f} per second; "
+            f"the receiver saw {r['channels_webhooks']['posts']} POSTs, "
+            f"{r['channels_webhooks']['doubled']} doubled.\n\n"
+        )
     return (
         table(title, headers, rows)
-        + f"\n\nRSS after sending: {r['clean']['rss_mb']:.0f} MB. With {r['selections']} "
+        + "\n\n"
+        + mixed
+        + f"RSS after sending: {r['clean']['rss_mb']:.0f} MB. With {r['selections']} "
         f"selections, {r['per_selection']['editions']} editions were frozen and rendered "
         "(one per selection, plus the archive's all-shows edition).\n\n"
         + table("Delivery against targets", TARGET_HEADERS, targets(r))

@@ -43,6 +43,10 @@ def test_delivery_benchmark_loses_and_doubles_nothing_across_a_drop() -> None:
         assert scenario["doubled"] == 0 and scenario["message_ids"] == 60
     assert r["clean"]["connections"] == 1 and r["drop"]["connections"] == 2
     assert r["per_selection"]["editions"] == delivery.SELECTIONS + 1, "one per selection + all"
+    assert r["channels_deliveries"] == 60, "each reader once, whatever their channel"
+    kinds = r["channels_by_kind"]
+    assert kinds["email"] == kinds["webhook"] == kinds["feed"] == 20
+    assert r["channels_webhooks"] == {"posts": 20, "ids": 20, "doubled": 0}
 
 
 @pytest.mark.slow
