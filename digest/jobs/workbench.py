@@ -13,6 +13,7 @@ from statistics import mean
 
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
+from digest.core.meaning import Similarity
 from digest.core.models import DigestItem, Transcript
 from digest.core.templating import templates_root
 from digest.core.text import word_set_similarity
@@ -24,6 +25,7 @@ from digest.insights.grounding import (
     doubtful_quote,
     starts_mid_sentence,
 )
+from digest.insights.references import SetScore, day_recall, references_for, score
 from digest.jobs.status import cost_usd
 from digest.store import Store
 from digest.transcripts.captions import parse_transcript
@@ -39,11 +41,18 @@ ATTRIBUTION = re.compile(
 
 @dataclass(frozen=True)
 class Sample:
-    """One transcript to try a prompt on."""
+    """One transcript to try a prompt on, and the insights an editor would send from it."""
 
     label: str
     transcript: Transcript
     context: EpisodeContext
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    samples: list[Sample]
+    day_references: tuple[str, ...] = ()  # the day's five if the set were one day
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ def from_file(path: Path) -> Sample:
     except DigestError as exc:
         raise InvalidInput(f"{path}: {exc}") from exc
     context = EpisodeContext(path.stem, "", path.parent.name, path.stem, "", None)
-    return Sample(path.name, transcript, context)
+    return Sample(path.name, transcript, context, tuple(references_for(path)))
 
 
 def from_store(store: Store, episode_id: str) -> Sample:
@@ -79,14 +88,16 @@ def from_store(store: Store, episode_id: str) -> Sample:
     return Sample(episode.title, stored.transcript, EpisodeContext.of(episode, stored.text_sha256))
 
 
-def eval_set(folder: Path | None) -> list[Sample]:
+def eval_set(folder: Path | None) -> EvalSet:
+    """The transcripts of a folder with their references (`<name>.references.md`
+    beside each, and `day.references.md` for the day as a whole)."""
     folder = folder or templates_root() / "eval"
     files = sorted(
         p for p in folder.iterdir() if p.suffix in {".txt", ".vtt", ".srt", ".json", ".html"}
     )
     if not files:
         raise InvalidInput(f"{folder}: no transcripts (.txt, .vtt, .srt, .json) to evaluate on")
-    return [from_file(p) for p in files]
+    return EvalSet([from_file(p) for p in files], tuple(references_for(folder / "day")))
 
 
 def run_prompt(
@@ -141,19 +152,8 @@ def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
         for o in outcomes
         for a in o.insights
     )
-    items = [
-        DigestItem(i, t.sample.context.show_title, t.sample.label, "", "", None)
-        for t in trials
-        if t.outcome
-        for i in t.outcome.insights
-    ]
-    top = select_top(
-        items,
-        count=config.digest.insights,
-        max_per_episode=config.digest.max_per_episode,
-        similarity=config.digest.similarity_threshold,
-    )
-    with_insights = len({i.insight.episode_id for i in items})
+    top = top_items(config, trials)
+    with_insights = len({i.episode_id for t in trials if t.outcome for i in t.outcome.insights})
     calls = [c for o in outcomes for c in o.usage.calls]
     prompt_tokens = sum(c["prompt_tokens"] for c in calls)
     completion_tokens = sum(c["completion_tokens"] for c in calls)
@@ -193,9 +193,65 @@ def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
     }
 
 
+def top_items(config: Config, trials: Sequence[Trial]) -> list[DigestItem]:
+    """The day's selection if the set were one day's episodes, as the digest picks it."""
+    items = [
+        DigestItem(i, t.sample.context.show_title, t.sample.label, "", "", None)
+        for t in trials
+        if t.outcome
+        for i in t.outcome.insights
+    ]
+    return select_top(
+        items,
+        count=config.digest.insights,
+        max_per_episode=config.digest.max_per_episode,
+        similarity=config.digest.similarity_threshold,
+    )
+
+
+def reference_scores(
+    config: Config, trials: Sequence[Trial], day: Sequence[str], similarity: Similarity
+) -> SetScore:
+    """Each transcript's candidates against its references, and the day's top N against
+    the day's references."""
+    scored = tuple(
+        score(
+            t.sample.label,
+            t.sample.references,
+            [i.text for i in t.outcome.insights] if t.outcome else [],
+            similarity,
+        )
+        for t in trials
+    )
+    top = [i.insight.text for i in top_items(config, trials)]
+    return SetScore(similarity.name, scored, day_recall(day, top, similarity))
+
+
+REFERENCE_MEASURES = ("reference recall", "reference precision", "day's top N: reference recall")
+
+
+def with_references(found: dict[str, float], scores: SetScore) -> dict[str, float]:
+    """The measures with the reference scores first (what an editor reads first)."""
+    if not scores.references:
+        return found
+    values = (scores.recall, scores.precision, scores.day_recall)
+    return {**dict(zip(REFERENCE_MEASURES, values, strict=True)), **found}
+
+
 GATES = ("grounding rate", "well-formed share (2-3 sentences, 25-90 words)")
 
 
-def worse_on_gates(candidate: dict[str, float], active: dict[str, float]) -> list[str]:
-    """Measures on which the candidate is worse than the active prompt: they block a switch."""
-    return [m for m in GATES if candidate[m] < active[m] - 1e-9]
+def worse_on_gates(
+    candidate: dict[str, float], active: dict[str, float], recall_margin: float = 0.0
+) -> list[str]:
+    """Measures on which the candidate is worse than the active prompt: they block a
+    switch. Reference recall counts only when it is lower by more than the set's noise."""
+    worse = [m for m in GATES if candidate[m] < active[m] - 1e-9]
+    recall = REFERENCE_MEASURES[0]
+    if (
+        recall in candidate
+        and recall in active
+        and (candidate[recall] < active[recall] - recall_margin - 1e-9)
+    ):
+        worse.append(recall)
+    return worse

@@ -128,7 +128,10 @@ class SignupPages:
             return self.used(subscriber)
         where = "the digest"
         if found.channels is not None and found.channels != ChannelChoice():
-            where = "the digest where you chose (your private feed link and webhook secret are on your preferences page)"
+            where = (
+                "the digest where you chose (your private feed link and webhook secret "
+                "are on your preferences page)"
+            )
         return site.page(
             "You are subscribed",
             message=f"{subscriber.email} gets {where} from the next send on.",

