@@ -212,8 +212,9 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}, files
     again = digest("run").output
     assert "0 new episode(s)" in again and "Processed 0 episode(s)" in again
-    # The offline digest of the bundled sample reads as an editor's: whole sentences, no
-    # opener leaning on what the reader never saw, nothing Whisper doubted.
+    # The offline digest of the bundled sample reads as an editor's: each insight names
+    # its show and speaker, whole sentences, no opener leaning on what the reader never
+    # saw, nothing Whisper doubted.
     from digest.insights.grounding import dangling_opener, doubtful_quote, starts_mid_sentence
     from digest.store import Store
 
@@ -226,8 +227,11 @@ def test_run_transcribes_the_sample_and_transcript_prints_it(digest: Any, tmp_pa
             insights = store.insights.for_episode(episode.id)
             assert insights, f"{episode.title}: the offline backend found something to say"
             for insight in insights:
-                assert not starts_mid_sentence(insight.text), insight.text
-                assert not dangling_opener(insight.text), insight.text
+                # Whose view it is: the sample feed's sole podcast:person is its host.
+                assert insight.text.startswith("On Model Minds (sample), host Ada Quinn argues: ")
+                assert insight.text.endswith(insight.quote), "the passage itself is verbatim"
+                assert not starts_mid_sentence(insight.quote), insight.quote
+                assert not dangling_opener(insight.quote), insight.quote
                 assert not doubtful_quote(stored.transcript, insight.start_seconds, insight.quote)
 
 

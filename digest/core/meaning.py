@@ -14,13 +14,13 @@ references (docs/prompts.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from digest.core.errors import ConfigError
-from digest.core.text import normalise_words
+from digest.core.text import normalise_words, word_set_similarity
 
 VOCAB = Path(__file__).parent / "data" / "minilm-vocab.txt"
 MAX_TOKENS = 256  # what all-MiniLM-L6-v2 was trained with; longer input is cut
@@ -74,10 +74,21 @@ class MiniLM:
     """Sentence embeddings (mean-pooled, normalised), compared by cosine."""
 
     name = "all-MiniLM-L6-v2"
-    threshold = 0.6
+    threshold = 0.6  # states the same point as a reference
+    twin = 0.8  # two insights of the same point: only one goes out (see `same_point`)
 
     def __init__(self, session: Any, tokenizer: Any) -> None:
         self.session, self.tokenizer = session, tokenizer
+        self.vectors: dict[str, Any] = {}  # each insight is embedded once per process
+
+    def vector(self, texts: Sequence[str]) -> list[Any]:
+        """Embeddings by text, computed in one batch for those not seen before."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if len(self.vectors) + len(new) > 20_000:
+            self.vectors.clear()
+        if new:
+            self.vectors.update(zip(new, self.embed(new), strict=True))
+        return [self.vectors[t] for t in texts]
 
     def embed(self, texts: Sequence[str]) -> Any:
         import numpy as np
@@ -132,3 +143,20 @@ def best_available(name: str = "auto") -> Similarity:
             )
         return Lexical()
     return model
+
+
+def same_point(texts: Sequence[str], words_threshold: float) -> Callable[[str, str], bool]:
+    """Whether two insights make the same point, for the daily selection: by meaning
+    when the model is installed (two shows saying it in their own words are one
+    insight), else by shared words above `words_threshold` ([digest]
+    similarity_threshold). `texts` are embedded up front, in one batch."""
+    model = minilm()
+    if model is None:
+        return lambda a, b: word_set_similarity(a, b) > words_threshold
+    model.vector(texts)
+
+    def same(a: str, b: str) -> bool:
+        x, y = model.vector([a, b])
+        return float(x @ y) >= model.twin
+
+    return same

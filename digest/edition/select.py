@@ -29,21 +29,24 @@ def select_top(
     max_per_episode: int,
     similarity: float,
     first: Callable[[DigestItem], bool] | None = None,
+    same: Callable[[str, str], bool] | None = None,
 ) -> list[DigestItem]:
-    """The best `count` insights, at most `max_per_episode` from one episode, no near-twins;
-    those `first` holds for (a reader's topics) rank before all others.
+    """The best `count` insights, at most `max_per_episode` from one episode, no near-twins
+    (`same` says which texts are twins: by default, word sets overlapping more than
+    `similarity`); those `first` holds for (a reader's topics) rank before all others.
 
     When too few episodes qualify, fewer insights go out: a short digest beats filler.
     """
     chosen: list[DigestItem] = []
     per_episode: Counter[str] = Counter()
     preferred = first or (lambda item: False)
+    twins = same or (lambda a, b: word_set_similarity(a, b) > similarity)
     for item in sorted(candidates, key=lambda item: (not preferred(item), *rank_key(item))):
         if len(chosen) == count:
             break
         if per_episode[item.insight.episode_id] >= max_per_episode:
             continue
-        if any(word_set_similarity(item.insight.text, c.insight.text) > similarity for c in chosen):
+        if any(twins(item.insight.text, c.insight.text) for c in chosen):
             continue
         chosen.append(item)
         per_episode[item.insight.episode_id] += 1

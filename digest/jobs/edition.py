@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from digest.core.clock import utcnow
 from digest.core.config import Config
+from digest.core.meaning import same_point
 from digest.core.models import ALL_SHOWS, DigestItem, Edition, selection_feeds
 from digest.core.topics import NO_TOPICS, Topics
 from digest.edition.render import render_for_readers, subject_for
@@ -84,4 +85,5 @@ def top_items(
         max_per_episode=d.max_per_episode,
         similarity=d.similarity_threshold,
         first=topics.matches if topics.include else None,
+        same=same_point([c.insight.text for c in pool], d.similarity_threshold),
     )

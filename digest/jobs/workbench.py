@@ -13,7 +13,7 @@ from statistics import mean
 
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
-from digest.core.meaning import Similarity
+from digest.core.meaning import Similarity, same_point
 from digest.core.models import DigestItem, Transcript
 from digest.core.templating import templates_root
 from digest.core.text import word_set_similarity
@@ -206,6 +206,7 @@ def top_items(config: Config, trials: Sequence[Trial]) -> list[DigestItem]:
         count=config.digest.insights,
         max_per_episode=config.digest.max_per_episode,
         similarity=config.digest.similarity_threshold,
+        same=same_point([i.insight.text for i in items], config.digest.similarity_threshold),
     )
 
 

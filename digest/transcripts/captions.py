@@ -97,9 +97,8 @@ def _json(text: str) -> list[Segment]:
 
 def _untimed(text: str, duration: float | None) -> list[Segment]:
     """Paragraphs with times estimated from word positions (or zero if duration unknown)."""
-    paragraphs = [
-        p for p in (_clean(p) for p in re.split(r"\n\s*\n|</p>|<br\s*/?>", text, flags=re.I)) if p
-    ]
+    blocks = re.split(r"\n\s*\n|</p>|<br\s*/?>", text, flags=re.I)
+    paragraphs = [p for p in (_clean(p) for b in blocks for p in _headings_apart(b)) if p]
     total = sum(len(p.split()) for p in paragraphs) or 1
     per_word = (duration or 0.0) / total
     segments, words = [], 0
@@ -108,6 +107,29 @@ def _untimed(text: str, duration: float | None) -> list[Segment]:
         segments.append(Segment(words * per_word, (words + n) * per_word, p))
         words += n
     return segments
+
+
+def _headings_apart(block: str) -> list[str]:
+    """Headings in a paragraph ("2. For the physicist", a rule of ────) become paragraphs
+    of their own, so no heading runs into the speech after it. A heading is a short line
+    without final punctuation that starts the block or follows a finished sentence, and
+    has more text after it (a hard-wrapped sentence's lines follow unfinished ones)."""
+    lines = [line.strip() for line in block.split("\n") if line.strip()]
+    parts: list[str] = []
+    current: list[str] = []
+    for n, line in enumerate(lines):
+        after_sentence = not current or re.search(r"[.!?][\"”’)]*$", current[-1])
+        if after_sentence and n + 1 < len(lines) and _heading(line):
+            parts += [" ".join(current), line] if current else [line]
+            current = []
+        else:
+            current.append(line)
+    return [*parts, "\n".join(current)]
+
+
+def _heading(line: str) -> bool:
+    words = line.split()
+    return 0 < len(words) <= 12 and not re.search(r"[.!?,;:\"”’]$", line)
 
 
 def parse_transcript(

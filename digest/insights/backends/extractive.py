@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from digest.core.config import Config
-from digest.core.models import Transcript
+from digest.core.models import Person, Transcript
 from digest.core.text import normalise_words, word_set_similarity
 from digest.insights.context import EpisodeContext, Outcome, Usage
 from digest.insights.grounding import (
@@ -34,7 +34,9 @@ from digest.insights.grounding import (
 )
 from digest.insights.proposals import RawInsight, Window
 
-VERSION = "extractive-v4"  # bump when the algorithm changes (v4: no_speech_prob alone is no doubt)
+# Bump when the algorithm changes. v4: no_speech_prob alone is no doubt; v5: speaker
+# labels are cut out of the speech, and each passage says whose it is.
+VERSION = "extractive-v5"
 STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been
     being it its this that these those there here i you he she we they them his her our your their
@@ -51,12 +53,30 @@ CLAIM = re.compile(
 )
 
 
+# "JANE DOE:", "Host:", "Dr. Ada Lovelace:" at the start of a transcript's paragraph: who
+# speaks, not what they say.
+SPEAKER_LABEL = re.compile(
+    r"^(?:\[|\()?((?:(?:Dr|Mr|Ms|Mrs|Prof)\.\s)?[A-Z][\w'’.-]*(?:\s[A-Z][\w'’.-]*){0,2})"
+    r"(?:\]|\))?:\s+(?=\S)"
+)
+MAX_PASSAGE_WORDS = 84  # the attribution ("On <show>, host <name> argues:") comes on top
+
+
 @dataclass(frozen=True)
 class Sentence:
     text: str
     start: float
     complete: bool = True  # ends with . ! or ? (the transcript's last words may not)
     doubtful: bool = False  # Whisper doubted a segment it came from (Segment.doubtful)
+    speaker: str = ""  # who said it, when the transcript names voices
+
+
+def speaker_of(text: str, known: str = "") -> tuple[str, str]:
+    """(speaker, speech): a leading label like "Jane Doe:" is cut out of the speech."""
+    match = SPEAKER_LABEL.match(text)
+    if match is None:
+        return known, text
+    return match.group(1), text[match.end() :]
 
 
 def clean(text: str) -> str:
@@ -73,9 +93,15 @@ def sentences(transcript: Transcript) -> list[Sentence]:
     words: list[str] = []
     start = 0.0
     doubtful = False
+    speaker = ""
     segments = transcript.segments
     for n, segment in enumerate(segments):
-        parts = segment.text.split()
+        labelled, speech = speaker_of(segment.text.strip(), segment.speaker)
+        if labelled != speaker and words:  # a new voice ends the sentence left open
+            found.append(Sentence(clean(" ".join(words)), start, False, doubtful, speaker))
+            words = []
+        speaker = labelled
+        parts = speech.split()
         following = segments[n + 1].text.lstrip()[:1] if n + 1 < len(segments) else ""
         if not words and _is_heading(parts, following):
             continue
@@ -89,10 +115,10 @@ def sentences(transcript: Transcript) -> list[Sentence]:
             if re.search(r"[.!?][\"”’)]*$", word) and not re.fullmatch(
                 r"(e\.g|i\.e|etc|vs|mr|dr|ms)\.", word, re.I
             ):
-                found.append(Sentence(clean(" ".join(words)), start, True, doubtful))
+                found.append(Sentence(clean(" ".join(words)), start, True, doubtful, speaker))
                 words = []
     if words:
-        found.append(Sentence(clean(" ".join(words)), start, False, doubtful))
+        found.append(Sentence(clean(" ".join(words)), start, False, doubtful, speaker))
     return [s for s in found if len(s.text.split()) >= 4]
 
 
@@ -107,6 +133,7 @@ def readable(run: Sequence[Sentence]) -> bool:
         or not last.complete
         or (len(run) > 1 and NEW_TOPIC.match(last.text))
         or any(s.doubtful for s in run)
+        or len({s.speaker for s in run}) > 1  # two voices: an exchange, not one view
     )
 
 
@@ -149,10 +176,16 @@ def informativeness(sentence: str) -> float:
 
 
 def extract_passages(
-    transcript: Transcript, max_insights: int, *, boundaries: Sequence[float] = ()
+    transcript: Transcript,
+    max_insights: int,
+    *,
+    boundaries: Sequence[float] = (),
+    show: str = "",
+    people: Sequence[Person] = (),
 ) -> list[RawInsight]:
-    """The best self-contained 2-3 sentence passages, verbatim, best first. A passage
-    never crosses a boundary (a chapter start): one passage, one topic."""
+    """The best self-contained 2-3 sentence passages, verbatim, best first, each naming
+    its show and speaker (`attributed`). A passage never crosses a boundary (a chapter
+    start): one passage, one topic."""
     items = sentences(transcript)
     if len(items) < 2:
         return []
@@ -165,7 +198,7 @@ def extract_passages(
         for size in (2, 3):
             last = first + size
             text = " ".join(s.text for s in items[first:last])
-            if last > len(items) or not 25 <= len(text.split()) <= 90:
+            if last > len(items) or not 25 <= len(text.split()) <= MAX_PASSAGE_WORDS:
                 continue
             if part[first] != part[last - 1] or not readable(items[first:last]):
                 continue  # a chapter starts inside, or it would not read as one thought
@@ -184,13 +217,31 @@ def extract_passages(
     top = chosen[0][0] if chosen else 1.0
     return [
         RawInsight(
-            text=text,
+            text=attributed(text, items[first].speaker, show, people),
             quote=text,
             start=items[first].start,
             importance=max(1, min(9, round(9 * score / top))) if top > 0 else 5,
         )
         for score, first, _, text in chosen
     ]
+
+
+def attributed(passage: str, speaker: str, show: str, people: Sequence[Person]) -> str:
+    """The passage as the digest prints it: naming its show, and whose view it is when
+    the transcript labels the voice or the feed names a sole host (podcast:person).
+    With guests and no label, who spoke is unknown and the passage says no more."""
+    named = {p.name.casefold(): p for p in people}
+    hosts = [p.name for p in people if p.role.casefold() == "host"]
+    who = ""
+    if speaker:  # "ALICE:" in the transcript is the feed's host Alice
+        person = named.get(speaker.casefold())
+        kind = person.role.casefold() if person else ""
+        who = f"{kind} {person.name}" if person and kind in ("host", "guest") else speaker
+    elif len(hosts) == 1 and len(people) == 1:
+        who = f"host {hosts[0]}"
+    if not show:
+        return f"{who[:1].upper()}{who[1:]} argues: {passage}" if who else passage
+    return f"On {show}, {who} argues: {passage}" if who else f"On {show}: {passage}"
 
 
 def extractive_version() -> str:
@@ -218,7 +269,13 @@ class ExtractiveBackend:
 
     def extract(self, transcript: Transcript, episode: EpisodeContext, usage: Usage) -> Outcome:
         boundaries = [c.start for c in episode.chapters]
-        proposals = extract_passages(transcript, self.limit, boundaries=boundaries)
+        proposals = extract_passages(
+            transcript,
+            self.limit,
+            boundaries=boundaries,
+            show=episode.show_title,
+            people=episode.people,
+        )
         window = Window(1, 1, transcript.segments, 0.0, float("inf"))
         index = TranscriptIndex(transcript)
         return ground(
