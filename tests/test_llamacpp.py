@@ -217,3 +217,32 @@ def test_a_missing_or_unreadable_model_file_is_one_line_naming_the_path(
     with pytest.raises(ConfigError) as error:
         jobs.Extractor(Store(config.database_url), config)
     assert str(model) in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_editor_pass_speaks_the_protocol_with_llama_cpp(
+    llama_url: str, make_config: Any, tmp_path: Path
+) -> None:
+    """The day's editor pass against a real inference server: the strict json_schema
+    request is accepted, the grammar-bound answer parses into picks among the candidates
+    (or, if the tiny model picks nothing that exists, the day's ranking stands)."""
+    from digest.insights.context import Usage
+    from digest.insights.editor import Candidate, EditorError, EditorPass
+
+    config = llama_config(make_config, llama_url, tmp_path, editor_answer_tokens=120)
+    editor = EditorPass.build(config)
+    assert editor.prompt.path.parent.name == "day", "the bundled editor prompt"
+    candidates = [
+        Candidate(n, text, "Grid Talk", f"Episode {n}") for n, text in enumerate(SENTENCES, 1)
+    ]
+    usage = Usage()
+    try:
+        answer = editor.ask("2026-12-02", candidates, 2, usage)
+    except EditorError as exc:
+        assert "no candidate that exists" in str(exc), exc  # parsed, just nothing usable
+    else:
+        assert 1 <= len(answer.picks) <= 2
+        assert all(1 <= p <= len(candidates) for p in answer.picks)
+        assert len(set(answer.picks)) == len(answer.picks)
+    [call] = usage.calls
+    assert call["outcome"] == "ok" and call["prompt_tokens"] > 100, "llama.cpp's usage"

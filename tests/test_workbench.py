@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.support.fake_openai import (
     FakeOpenAI,
     chat_handler,
     chat_reply,
+    editor_request,
     prompt_of,
     transcript_lines,
 )
@@ -385,7 +387,9 @@ def test_the_gate_fails_the_prompt_that_finds_fewer_reference_insights(
     worse = evaluate("filler", "--json")
     assert worse.exit_code == 1, worse.output
     report = json.loads(worse.output)
-    assert report["worse_on"] == ["reference recall"], "grounded and well-formed, yet worse"
+    assert report["worse_on"] == ["reference recall", "day's top N: reference recall"], (
+        "grounded and well-formed, yet worse"
+    )
     m = report["measures"]
     assert (m["reference recall"]["candidate"], m["reference recall"]["against"]) == (0.0, 1.0)
     assert m["reference precision"]["against"] == 1.0
@@ -404,3 +408,63 @@ def test_the_gate_fails_the_prompt_that_finds_fewer_reference_insights(
     assert "editor: candidates against the references" in out and "✓" in out
     assert "filler: candidates against the references" in out, "both prompts' matches"
     assert "at least as good as filler" in out and "reference recall" in out
+
+
+EDITOR_SOURCE = (templates_root() / "prompts" / "day" / "editor.j2").read_text()
+
+
+def test_the_gate_picks_the_better_editor_pass(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """Two editor passes over the same insights: one ranks what the day's references
+    name first, the other the rest. The day's top-N recall tells them apart."""
+    folder = tmp_path / "prompts"
+    write_prompt(folder, "editor", edited("editor", "EDITOR-MODE. "))
+    for name in ("sharp", "dull"):
+        day = EDITOR_SOURCE.replace('name = "editor"', f'name = "{name}"').replace(
+            "Pick the {{ count }}", f"{name.upper()}-MODE. Pick the {{{{ count }}}}"
+        )
+        write_prompt(folder / "day", name, day)
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        f'[storage]\nstate_dir = "state"\n[digest]\ninsights = 2\n[extraction]\n'
+        f'backend = "openai"\nbase_url = "{fake_openai.base_url}"\nprompts_dir = "{folder}"\n'
+        f'prompt = "editor"\nmax_retries = 0\n'
+    )
+    episodes = scripted_set(tmp_path / "set")
+    day_points = [POINTS["garden"][0][0], POINTS["bikes"][0][0]]
+    (episodes / "day.references.md").write_text("\n\n".join(day_points) + "\n")
+    ranked: dict[str, list[str]] = {}
+
+    def answer(call: Any) -> Any:
+        if not editor_request(call):
+            return scripted_answer(call)
+        mode = "sharp" if "SHARP-MODE" in prompt_of(call) else "dull"
+        listed = re.findall(
+            r"^\[(\d+)\] \([^)]*\) (.+)$", call.json["messages"][-1]["content"], re.M
+        )
+        wanted = [n for n, text in listed if any(t[:30] in text for t in day_points)]
+        rest = [n for n, _ in listed if n not in wanted]
+        picks = [int(n) for n in (wanted + rest if mode == "sharp" else rest + wanted)]
+        ranked[mode] = [dict(listed)[str(n)] for n in picks]
+        return chat_reply(json.dumps({"header": "Two ideas.", "picks": picks}), 100)
+
+    fake_openai.handlers["/v1/chat/completions"] = answer
+
+    def evaluate(*args: str) -> Result:
+        return CliRunner().invoke(
+            cli,
+            ["--config", str(config), "prompts", "eval", "editor", *args, "--set", str(episodes),
+             "--similarity", "lexical", "--json"],
+            catch_exceptions=False,
+        )  # fmt: skip
+
+    worse = evaluate("--editor", "dull", "--against-editor", "sharp")
+    assert worse.exit_code == 1, worse.output
+    report = json.loads(worse.output)
+    assert report["editor"] == {"candidate": "dull", "against": "sharp"}
+    assert report["worse_on"] == ["day's top N: reference recall"]
+    day = report["measures"]["day's top N: reference recall"]
+    assert (day["candidate"], day["against"]) == (0.0, 1.0)
+    assert report["measures"]["reference recall"]["candidate"] == 1.0, "same insights"
+    assert set(ranked) == {"sharp", "dull"} and ranked["sharp"] != ranked["dull"]
+    better = evaluate("--editor", "sharp", "--against-editor", "dull")
+    assert better.exit_code == 0 and json.loads(better.output)["passed"], better.output

@@ -13,7 +13,7 @@ from digest.cli.base import App, cli, console, esc
 from digest.core.errors import ConfigError, InvalidInput
 from digest.core.meaning import best_available
 from digest.core.templating import timestamp
-from digest.insights.backends import OFFLINE, active_prompt
+from digest.insights.backends import OFFLINE, active_prompt, promptless
 from digest.insights.prompts import list_prompts
 from digest.insights.references import SetScore, recall_noise
 from digest.jobs.workbench import (
@@ -121,6 +121,11 @@ def prompts_try(
     "--similarity", type=click.Choice(["auto", "minilm", "lexical"]), default="auto",
     help="How candidates are matched to references: by meaning (the meaning extra) or words.",
 )  # fmt: skip
+@click.option(
+    "--editor", help="The day's editor pass for PROMPT (templates/prompts/day/NAME.j2; "
+    "default: [extraction] editor_prompt; LLM prompts only).",
+)  # fmt: skip
+@click.option("--against-editor", help="The editor pass for the prompt to beat.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def prompts_eval(
@@ -129,6 +134,8 @@ def prompts_eval(
     against: str | None,
     folder: Path | None,
     similarity: str,
+    editor: str | None,
+    against_editor: str | None,
     as_json: bool,
 ) -> None:
     """Score PROMPT against the active prompt; exit 1 if it is worse on grounding, format,
@@ -137,17 +144,20 @@ def prompts_eval(
     samples = chosen.samples
     measure = best_available(similarity)
     other = against or active_prompt(app.config)
-    trials = {
-        name: run_prompt(app.config, name, samples) for name in dict.fromkeys([prompt, other])
-    }
-    scores = {
-        name: reference_scores(app.config, t, chosen.day_references, measure)
-        for name, t in trials.items()
-    }
-    candidate = with_references(measures(app.config, trials[prompt]), scores[prompt])
-    active = with_references(measures(app.config, trials[other]), scores[other])
-    noise = recall_noise(scores[prompt], scores[other])
-    worse = worse_on_gates(candidate, active, noise)
+    names = dict.fromkeys([prompt, other])  # one run when a prompt is compared with itself
+    trials = {name: run_prompt(app.config, name, samples) for name in names}
+    # Each side's editor pass; `prompts eval insights --editor sharper` compares two
+    # editor passes over the same extraction.
+    mine_editor, their_editor = _editor(app, prompt, editor), _editor(app, other, against_editor)
+    day_refs = chosen.day_references
+    mine = reference_scores(app.config, trials[prompt], day_refs, measure, mine_editor)
+    theirs = reference_scores(app.config, trials[other], day_refs, measure, their_editor)
+    candidate = with_references(measures(app.config, trials[prompt]), mine)
+    active = with_references(measures(app.config, trials[other]), theirs)
+    noise = recall_noise(mine, theirs)
+    day_noise = 1 / max(len(day_refs), 1)  # one of the day's references
+    worse = worse_on_gates(candidate, active, noise, day_noise)
+    scores = {prompt: mine, other: theirs} if prompt != other else {prompt: mine}
     if as_json:
         click.echo(
             json.dumps(
@@ -158,10 +168,11 @@ def prompts_eval(
                     "measures": {
                         m: {"candidate": candidate[m], "against": active[m]} for m in candidate
                     },
+                    "editor": {"candidate": mine_editor, "against": their_editor},
                     "references": {
                         "similarity": measure.name,
                         "threshold": measure.threshold,
-                        "count": scores[prompt].references,
+                        "count": mine.references,
                         "recall_noise": noise,
                         "matches": {name: _matches(s) for name, s in scores.items()},
                     },
@@ -179,7 +190,7 @@ def prompts_eval(
             flag = " [red]✗[/]" if name in worse else ""
             table.add_row(name, f"{value:.3g}{flag}", f"{active[name]:.3g}")
         console.print(table)
-        if scores[prompt].references:
+        if mine.references:
             console.print(
                 f"References matched by {measure.name} (same point at ≥ {measure.threshold:g}); "
                 f"recall differences under {noise:.2f} are within this set's noise."
@@ -188,10 +199,17 @@ def prompts_eval(
             f"[red]{prompt} is worse than {other} on: {', '.join(worse)}[/]"
             if worse
             else f"{prompt} is at least as good as {other} on {' and '.join(GATES)}"
-            + (" and reference recall." if scores[prompt].references else ".")
+            + (" and reference recall." if mine.references else ".")
         )
     if worse:
         sys.exit(1)
+
+
+def _editor(app: App, prompt: str, chosen: str | None) -> str | None:
+    """The editor pass a side of the comparison uses: none for a promptless backend."""
+    if promptless(prompt):
+        return None
+    return chosen or app.config.extraction.editor_prompt or None
 
 
 def _matches(scores: SetScore) -> list[dict[str, object]]:

@@ -120,6 +120,17 @@ class ExtractionSettings:
     max_answer_tokens: int = setting(
         2000, "token budget of one answer; a cut-off answer is asked again with twice as much"
     )
+    editor_prompt: str = setting(
+        "editor",
+        "the day's editor pass (LLM backends): templates/prompts/day/<name>.j2 ranks the "
+        "day's candidates across episodes in one request; empty: off",
+    )
+    editor_candidates: int = setting(
+        30, "editor pass: the day's best candidates it sees (its prompt's token budget)"
+    )
+    editor_answer_tokens: int = setting(
+        400, "editor pass: token budget of its answer; a cut-off answer falls back"
+    )
     match_threshold: float = setting(
         0.85, "share of a quote's words that must match the transcript"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from digest.core.models import DigestItem
 from digest.core.text import word_set_similarity
@@ -30,10 +31,12 @@ def select_top(
     similarity: float,
     first: Callable[[DigestItem], bool] | None = None,
     same: Callable[[str, str], bool] | None = None,
+    order: Callable[[DigestItem], tuple[Any, ...]] | None = None,
 ) -> list[DigestItem]:
     """The best `count` insights, at most `max_per_episode` from one episode, no near-twins
     (`same` says which texts are twins: by default, word sets overlapping more than
-    `similarity`); those `first` holds for (a reader's topics) rank before all others.
+    `similarity`); those `first` holds for (a reader's topics) rank before all others,
+    then `order` decides (default: `rank_key`; the editor pass gives its own).
 
     When too few episodes qualify, fewer insights go out: a short digest beats filler.
     """
@@ -41,7 +44,8 @@ def select_top(
     per_episode: Counter[str] = Counter()
     preferred = first or (lambda item: False)
     twins = same or (lambda a, b: word_set_similarity(a, b) > similarity)
-    for item in sorted(candidates, key=lambda item: (not preferred(item), *rank_key(item))):
+    ranked = order or rank_key
+    for item in sorted(candidates, key=lambda item: (not preferred(item), *ranked(item))):
         if len(chosen) == count:
             break
         if per_episode[item.insight.episode_id] >= max_per_episode:

@@ -16,6 +16,7 @@ from digest.core.models import ALL_SHOWS, DigestItem, Edition, selection_feeds
 from digest.core.topics import NO_TOPICS, Topics
 from digest.edition.render import render_for_readers, subject_for
 from digest.edition.select import select_top
+from digest.jobs.editing import editor_order
 from digest.store import Store
 
 
@@ -79,11 +80,16 @@ def top_items(
     pool = [c for c in candidates if c.insight.id not in used and not topics.excludes(c)]
     if topics.only:
         pool = [c for c in pool if topics.matches(c)]
+    count = d.weekly_insights if weekly else d.insights
+    same = same_point([c.insight.text for c in pool], d.similarity_threshold)
+    day = date or now.date().isoformat()
+    order = editor_order(config, day, pool, count, same, cache=store.editor, now=now)
     return select_top(
         pool,
-        count=d.weekly_insights if weekly else d.insights,
+        count=count,
         max_per_episode=d.max_per_episode,
         similarity=d.similarity_threshold,
         first=topics.matches if topics.include else None,
-        same=same_point([c.insight.text for c in pool], d.similarity_threshold),
+        same=same,
+        order=order,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
+from digest.core.clock import utcnow
 from digest.core.config import Config
 from digest.core.errors import DigestError, InvalidInput
 from digest.core.meaning import Similarity, same_point
@@ -26,6 +27,7 @@ from digest.insights.grounding import (
     starts_mid_sentence,
 )
 from digest.insights.references import SetScore, day_recall, references_for, score
+from digest.jobs.editing import editor_order
 from digest.jobs.status import cost_usd
 from digest.store import Store
 from digest.transcripts.captions import parse_transcript
@@ -193,25 +195,41 @@ def measures(config: Config, trials: Sequence[Trial]) -> dict[str, float]:
     }
 
 
-def top_items(config: Config, trials: Sequence[Trial]) -> list[DigestItem]:
-    """The day's selection if the set were one day's episodes, as the digest picks it."""
+def top_items(
+    config: Config, trials: Sequence[Trial], editor: str | None = None
+) -> list[DigestItem]:
+    """The day's selection if the set were one day's episodes, as the digest picks it
+    (with `editor`, the day's editor pass of that name orders it; nothing is cached)."""
     items = [
         DigestItem(i, t.sample.context.show_title, t.sample.label, "", "", None)
         for t in trials
         if t.outcome
         for i in t.outcome.insights
     ]
+    d = config.digest
+    same = same_point([i.insight.text for i in items], d.similarity_threshold)
+    order = None
+    if editor:
+        order = editor_order(
+            config, "the evaluation set", items, d.insights, same,
+            cache=None, now=utcnow(), prompt=editor,
+        )  # fmt: skip
     return select_top(
         items,
-        count=config.digest.insights,
-        max_per_episode=config.digest.max_per_episode,
-        similarity=config.digest.similarity_threshold,
-        same=same_point([i.insight.text for i in items], config.digest.similarity_threshold),
+        count=d.insights,
+        max_per_episode=d.max_per_episode,
+        similarity=d.similarity_threshold,
+        same=same,
+        order=order,
     )
 
 
 def reference_scores(
-    config: Config, trials: Sequence[Trial], day: Sequence[str], similarity: Similarity
+    config: Config,
+    trials: Sequence[Trial],
+    day: Sequence[str],
+    similarity: Similarity,
+    editor: str | None = None,
 ) -> SetScore:
     """Each transcript's candidates against its references, and the day's top N against
     the day's references."""
@@ -224,7 +242,7 @@ def reference_scores(
         )
         for t in trials
     )
-    top = [i.insight.text for i in top_items(config, trials)]
+    top = [i.insight.text for i in top_items(config, trials, editor)]
     return SetScore(similarity.name, scored, day_recall(day, top, similarity))
 
 
@@ -243,16 +261,18 @@ GATES = ("grounding rate", "well-formed share (2-3 sentences, 25-90 words)")
 
 
 def worse_on_gates(
-    candidate: dict[str, float], active: dict[str, float], recall_margin: float = 0.0
+    candidate: dict[str, float],
+    active: dict[str, float],
+    recall_margin: float = 0.0,
+    day_margin: float = 0.0,
 ) -> list[str]:
     """Measures on which the candidate is worse than the active prompt: they block a
-    switch. Reference recall counts only when it is lower by more than the set's noise."""
+    switch. Reference recall (and the day's top-N recall) count only when lower by more
+    than the set's noise."""
     worse = [m for m in GATES if candidate[m] < active[m] - 1e-9]
-    recall = REFERENCE_MEASURES[0]
-    if (
-        recall in candidate
-        and recall in active
-        and (candidate[recall] < active[recall] - recall_margin - 1e-9)
-    ):
-        worse.append(recall)
+    recall, _, day = REFERENCE_MEASURES
+    for measure, margin in ((recall, recall_margin), (day, day_margin)):
+        lower = candidate.get(measure, 0.0) < active.get(measure, 0.0) - margin - 1e-9
+        if measure in candidate and measure in active and lower:
+            worse.append(measure)
     return worse

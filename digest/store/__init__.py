@@ -20,6 +20,7 @@ from digest.core.errors import StoreError
 from digest.core.statefiles import touch_private
 from digest.store.claim_repo import Claim, ClaimRepo
 from digest.store.digest_repo import Delivery, DigestRepo, FrozenDigest
+from digest.store.editor_repo import EditorRepo
 from digest.store.endpoint_repo import EndpointRepo
 from digest.store.episode_repo import EpisodeRepo
 from digest.store.feed_repo import FeedRepo
@@ -107,6 +108,7 @@ class Store:
         self.transcripts = TranscriptRepo(self.engine)
         self.insights = InsightRepo(self.engine)
         self.digests = DigestRepo(self.engine)
+        self.editor = EditorRepo(self.engine)
         self.claims = ClaimRepo(self.engine)
         self.endpoints = EndpointRepo(self.engine)
 

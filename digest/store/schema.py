@@ -178,6 +178,17 @@ extractions = sa.Table(
     sa.UniqueConstraint("episode_id", "text_sha256", "prompt_version", "model"),
 )
 
+# The day's editor pass, cached like extraction: a re-run with the same candidates and
+# prompt version asks nothing (digest.jobs.editing).
+editor_answers = sa.Table(
+    "editor_answers",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # sha256 of version, day, N, candidates
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),  # EditorAnswer JSON
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 insights = sa.Table(
     "insights",
     metadata,

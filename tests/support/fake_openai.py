@@ -132,7 +132,23 @@ def insights_answer(call: Call) -> str:
     )
 
 
+def editor_request(call: Call) -> bool:
+    """The day's editor pass, known by the answer schema it asks for."""
+    schema = ((call.json or {}).get("response_format") or {}).get("json_schema") or {}
+    return schema.get("name") == "editor"
+
+
+def editor_answer(call: Call) -> str:
+    """An editor that keeps the day's ranking: the first N candidates, in order."""
+    count = call.json["response_format"]["json_schema"]["schema"]["properties"]["picks"]["maxItems"]  # type: ignore[index]
+    shown = re.findall(r"^\[(\d+)\] ", call.json["messages"][-1]["content"], re.M)  # type: ignore[index]
+    picks = [int(n) for n in shown][:count]
+    return json.dumps({"header": "Five ideas worth your morning.", "picks": picks})
+
+
 def chat_handler(call: Call) -> Reply:
+    if editor_request(call):
+        return chat_reply(editor_answer(call), len(prompt_of(call)))
     return chat_reply(insights_answer(call), len(prompt_of(call)))
 
 
