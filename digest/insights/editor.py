@@ -96,7 +96,7 @@ class EditorPass:
     def build(cls, config: Config, name: str | None = None, client: Any = None) -> EditorPass:
         """The editor pass against the configured endpoint, with `name` (default:
         `[extraction] editor_prompt`) from templates/prompts/day/."""
-        from openai import OpenAI
+        from digest.insights.backends.chat import openai_client
 
         e = config.extraction
         name = name or e.editor_prompt
@@ -106,12 +106,7 @@ class EditorPass:
             from digest.insights.backends.local import local_base_url
 
             base_url = local_base_url(e.model, e.local_threads, e.local_context)
-        client = client or OpenAI(
-            api_key=config.secrets.openai_api_key or "unused",
-            base_url=base_url,
-            timeout=e.timeout_seconds,
-            max_retries=e.max_retries,
-        )
+        client = client or openai_client(config, base_url)
         meta = prompt.meta
         return cls(
             client,

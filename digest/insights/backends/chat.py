@@ -30,6 +30,20 @@ log = logging.getLogger("digest.extract")
 GRAMMAR_MAX_CHARS = 800
 
 
+def openai_client(config: Config, base_url: str | None) -> Any:
+    """The `openai` client for `base_url` (None: api.openai.com), with the configured
+    timeout and retries (429/5xx/timeouts, honouring Retry-After)."""
+    from openai import OpenAI
+
+    e = config.extraction
+    return OpenAI(
+        api_key=config.secrets.openai_api_key or "unused",
+        base_url=base_url,
+        timeout=e.timeout_seconds,
+        max_retries=e.max_retries,
+    )
+
+
 class ChatBackend:
     """Asks a chat model for insights, window by window, and keeps only grounded ones."""
 
@@ -87,15 +101,8 @@ class ChatBackend:
         throttle: Callable[[], None] | None = None,
     ) -> ChatBackend:
         """The backend against `base_url` (None: api.openai.com)."""
-        from openai import OpenAI
-
         e = config.extraction
-        client = client or OpenAI(
-            api_key=config.secrets.openai_api_key or "unused",
-            base_url=base_url,
-            timeout=e.timeout_seconds,
-            max_retries=e.max_retries,
-        )
+        client = client or openai_client(config, base_url)
         meta = prompt.meta
         # Servers that turn the schema into a grammar (llama.cpp, vLLM, Ollama) then stop the
         # list at the limit: a small model would otherwise write insights until the token
