@@ -1,4 +1,5 @@
-"""Benchmark audio: the corpus scripts spoken by espeak-ng, cached under state/bench/audio.
+"""Benchmark audio: the corpus scripts spoken by espeak-ng and by piper's natural voice,
+cached under state/bench/audio.
 
 Made here rather than committed (no large binaries in git); the same text is the
 reference the word error rate is measured against.
@@ -30,15 +31,20 @@ def script_text(name: str, max_words: int | None = None) -> str:
     return " ".join(words[:max_words] if max_words else words)
 
 
-def spoken(text: str, *, noisy: bool = False) -> Path:
-    """An MP3 of `text` as a podcast host serves it (44.1 kHz stereo 64 kbit/s), cached."""
-    from tests.support.speech import speak
+VOICES = ("espeak-ng", "piper")  # robotic, natural (en_US joe medium)
+
+
+def spoken(text: str, *, noisy: bool = False, voice: str = "espeak-ng") -> Path:
+    """An MP3 of `text` as a podcast host serves it (44.1 kHz stereo 64 kbit/s), read by
+    espeak-ng or by piper's natural voice, cached."""
+    from tests.support.speech import speak, speak_naturally
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    key = hashlib.sha256(text.encode()).hexdigest()[:12] + ("-piper" if voice == "piper" else "")
     clean = CACHE / f"{key}.mp3"
     if not clean.exists():
-        speak(text, CACHE / f"{key}.tmp.mp3").rename(clean)
+        make = speak_naturally if voice == "piper" else speak
+        make(text, CACHE / f"{key}.tmp.mp3").rename(clean)
     if not noisy:
         return clean
     out = CACHE / f"{key}-noisy.mp3"

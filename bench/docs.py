@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from bench import delivery, extraction, orchestration, polling, transcription, workers
+from bench import delivery, extraction, orchestration, polling, transcription, voice, workers
 from bench.common import TARGET_HEADERS, table
 
 STAGES = {
@@ -16,6 +16,7 @@ STAGES = {
     "polling": polling,
     "extraction": extraction,
     "delivery": delivery,
+    "voice": voice,
     "orchestration": orchestration,
     "workers": workers,
 }

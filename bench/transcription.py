@@ -142,11 +142,14 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
         clean = [script_text(name) for name in SCRIPTS]
         noisy = [clean[0]]
         names = tuple(MATRIX)
-    references = clean + noisy
+    references = clean + noisy + clean
     audio = [spoken(t) for t in clean] + [spoken(t, noisy=True) for t in noisy]
+    audio += [spoken(t, voice="piper") for t in clean]  # the same words, a natural voice
     warmup = spoken(script_text("mercury-2", 40))
     seconds = sum(probe(a) for a in audio)
     clean_seconds = sum(probe(a) for a in audio[: len(clean)])
+    natural_seconds = sum(probe(a) for a in audio[len(clean) + len(noisy) :])
+    natural = len(clean) + len(noisy)  # where the piper clips start
     ckpt = checkpoint()
     rows = {}
     for name in names:
@@ -158,7 +161,8 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
             "real_time_factor": seconds / r["wall_s"],
             "audio_s_per_cpu_s": seconds / r["cpu_s"],
             "wer": pooled_wer(clean, texts[: len(clean)]),
-            "wer_noisy": pooled_wer(noisy, texts[len(clean) :]) if noisy else None,
+            "wer_noisy": pooled_wer(noisy, texts[len(clean) : natural]) if noisy else None,
+            "wer_piper": pooled_wer(clean, texts[natural:]),
         }
         print(f"  transcription: {name} done ({r['wall_s']:.1f} s per pass)", flush=True)
     long_figures = None
@@ -171,7 +175,8 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     return {
         "inputs": {
             "clean_audio_s": clean_seconds,
-            "noisy_audio_s": seconds - clean_seconds,
+            "noisy_audio_s": seconds - clean_seconds - natural_seconds,
+            "natural_audio_s": natural_seconds,
             "files": len(audio),
             "reference_words": sum(len(t.split()) for t in references),
         },
@@ -181,6 +186,8 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
         "speedup_vs_openai_whisper": reference["wall_s"] / default["wall_s"],
         "wer_default": default["wer"],
         "wer_openai_whisper": reference["wer"],
+        "wer_default_piper": default["wer_piper"],
+        "wer_openai_whisper_piper": reference["wer_piper"],
         "audio_s_per_cpu_s": default["audio_s_per_cpu_s"],
         "long_episode": long_figures,
     }
@@ -195,6 +202,12 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
         ["WER vs openai-whisper", f"{r['wer_default'] * 100:.1f} % vs "
          f"{r['wer_openai_whisper'] * 100:.1f} % ({points:+.1f} pt)",
          f"≤ +{TARGET_WER_POINTS:g} pt", verdict(points, TARGET_WER_POINTS, at_most=True)],
+        ["WER vs openai-whisper, natural voice (piper)",
+         f"{r['wer_default_piper'] * 100:.1f} % vs {r['wer_openai_whisper_piper'] * 100:.1f} % "
+         f"({(r['wer_default_piper'] - r['wer_openai_whisper_piper']) * 100:+.1f} pt)",
+         f"≤ +{TARGET_WER_POINTS:g} pt",
+         verdict((r["wer_default_piper"] - r["wer_openai_whisper_piper"]) * 100,
+                 TARGET_WER_POINTS, at_most=True)],
         ["audio seconds per CPU second", f"{r['audio_s_per_cpu_s']:.1f}",
          f"≥ {TARGET_AUDIO_PER_CPU:g}", verdict(r["audio_s_per_cpu_s"], TARGET_AUDIO_PER_CPU)],
     ]  # fmt: skip
@@ -215,12 +228,13 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
 def report(r: dict[str, Any]) -> str:
     noisy = r["inputs"]["noisy_audio_s"] > 0
     headers = ["configuration", "wall s", "× real time", "audio s / CPU s", "peak RSS MB",
-               "WER %"] + (["WER % noisy"] if noisy else [])  # fmt: skip
+               "WER % espeak-ng", "WER % piper"] + (["WER % noisy"] if noisy else [])  # fmt: skip
     rows = []
     for name, x in r["configs"].items():
         row = [name + (" ◀" if name == DEFAULT else ""), f"{x['wall_s']:.1f}",
                f"{x['real_time_factor']:.1f}", f"{x['audio_s_per_cpu_s']:.1f}",
-               f"{x['peak_rss_mb']:.0f}", f"{x['wer'] * 100:.1f}"]  # fmt: skip
+               f"{x['peak_rss_mb']:.0f}", f"{x['wer'] * 100:.1f}",
+               f"{x['wer_piper'] * 100:.1f}"]  # fmt: skip
         if noisy:
             row.append(f"{x['wer_noisy'] * 100:.1f}")
         rows.append(row)
@@ -233,7 +247,8 @@ def report(r: dict[str, Any]) -> str:
     )
     inputs = r["inputs"]
     title = (
-        f"Transcription — tiny.en, {inputs['clean_audio_s']:.0f} s of espeak-ng speech"
+        f"Transcription — tiny.en, {inputs['clean_audio_s']:.0f} s of espeak-ng speech, the "
+        f"same words read by piper ({inputs['natural_audio_s']:.0f} s)"
         + (f" + {inputs['noisy_audio_s']:.0f} s with pink noise" if noisy else "")
         + f", median of {r['repeats']} ({default})"
     )
