@@ -175,7 +175,7 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     return {
         "inputs": {
             "clean_audio_s": clean_seconds,
-            "noisy_audio_s": seconds - clean_seconds - natural_seconds,
+            "noisy_audio_s": sum(probe(a) for a in audio[len(clean) : natural]),
             "natural_audio_s": natural_seconds,
             "files": len(audio),
             "reference_words": sum(len(t.split()) for t in references),
@@ -226,7 +226,7 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
 
 
 def report(r: dict[str, Any]) -> str:
-    noisy = r["inputs"]["noisy_audio_s"] > 0
+    noisy = any(x["wer_noisy"] is not None for x in r["configs"].values())
     headers = ["configuration", "wall s", "× real time", "audio s / CPU s", "peak RSS MB",
                "WER % espeak-ng", "WER % piper"] + (["WER % noisy"] if noisy else [])  # fmt: skip
     rows = []
