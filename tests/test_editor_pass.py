@@ -168,3 +168,42 @@ def test_the_offline_backend_has_no_editor_pass(
     seed_insights(store, make_config())
     assert len(top_items(store, make_config(), utcnow())) == 5
     assert fake_openai.calls_to("/v1/chat/completions") == []
+
+
+def test_the_editors_header_line_opens_the_frozen_edition_unless_it_is_not_plain(
+    store: Store, day: Any, fake_openai: FakeOpenAI
+) -> None:
+    from email import message_from_bytes
+
+    from digest.insights.editor import parse_editor_answer
+    from digest.jobs import send_digests
+
+    def first_line(date: str) -> str:
+        [mail] = (day.state_dir / "outbox").glob(f"{date}/reader@example.org.eml")
+        part = message_from_bytes(mail.read_bytes()).get_payload(0)
+        return str(part.get_payload(decode=True).decode()).strip().splitlines()[0]  # type: ignore[union-attr]
+
+    store.subscribers.add("reader@example.org", utcnow() - timedelta(days=1))
+    today = utcnow()
+    send_digests(store, day, now=today)
+    frozen = store.digests.get(today.date().isoformat())
+    assert frozen is not None and frozen.header == "Five ideas worth your morning."
+    assert first_line(today.date().isoformat()) == "Five ideas worth your morning."
+
+    def linking(call: Call) -> Reply:
+        answer = {"header": "Read more at https://spam.example today!", "picks": [1, 2]}
+        return chat_reply(json.dumps(answer), 100)
+
+    script(fake_openai, linking)
+    tomorrow = today + timedelta(days=1)
+    send_digests(store, day, now=tomorrow)
+    later = store.digests.get(tomorrow.date().isoformat())
+    assert later is not None and later.header == "", "a link is not a header line"
+    assert first_line(tomorrow.date().isoformat()).startswith("We scan new podcasts")
+
+    def header_of(text: str) -> str:
+        return parse_editor_answer(json.dumps({"header": text, "picks": [1]}), 3, 2).header
+
+    assert header_of("<b>Bold</b> claims") == "" and header_of("Mail me@example.org") == ""
+    assert header_of("Plain  and\nshort.") == "Plain and short."
+    assert header_of("x" * 161) == ""

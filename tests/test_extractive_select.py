@@ -19,6 +19,7 @@ from digest.insights.grounding import (
     dangling_opener,
     doubtful_quote,
     starts_mid_sentence,
+    text_problem,
 )
 from digest.transcripts.captions import parse_transcript
 from tests.support.requirements import need
@@ -234,6 +235,10 @@ def test_each_passage_names_its_show_and_whose_view_it_is() -> None:
     unlabelled = _transcript(Segment(0, 40, "".join(text for _, text in SPOKEN)))
     [*sole] = extract_passages(unlabelled, 5, show="Grid Talk", people=(Person("Ada", "host"),))
     assert sole and all(p.text.startswith("On Grid Talk, host Ada argues: ") for p in sole)
+    hostile = "<b>Grid</b> Talk gridtalk.com"  # a feed's title, markup and address in it
+    [*named] = extract_passages(unlabelled, 5, show=hostile, people=())
+    assert named and all(p.text.startswith("On Grid Talk: ") for p in named)
+    assert all(text_problem(p.text, p.quote) is None for p in named), "never refused for it"
     [*unknown] = extract_passages(unlabelled, 5, show="Grid Talk", people=people)
     assert unknown and all(p.text.startswith("On Grid Talk: ") for p in unknown), (
         "with a guest and no labels, who spoke is unknown: the passage claims no speaker"

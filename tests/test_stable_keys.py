@@ -70,7 +70,7 @@ def test_prompt_versions_name_the_template_the_model_and_the_schema_sent() -> No
         "insights", Path("insights.j2"), source, answer_schema=bounded_schema(ANSWER_SCHEMA, 6, 800)
     )
     assert grammar.version("llama3.1:8b") == "e112bf7b5067"
-    assert extractive_version() == "8bb7d8f1787e"  # "extractive-v4"
+    assert extractive_version() == "81194a983c8f"  # "extractive-v5"
 
 
 def test_insight_ids_and_edition_selections() -> None:

@@ -236,7 +236,11 @@ def preview(app: App, day: str | None, email: str | None, fmt: str) -> None:
         shows = " in their shows or topics" if selection != ALL_SHOWS else ""
         console.print(f"No insights{shows} for {day} yet: run `digest run` (or `digest process`).")
         return None
-    content = render.render_for_readers(day, items, app.config.web.base_url, weekly=weekly)
+    frozen = app.store.digests.get(day, selection)
+    header = frozen.header if frozen else ""  # an edition not frozen yet: the standard line
+    content = render.render_for_readers(
+        day, items, app.config.web.base_url, weekly=weekly, header=header
+    )
     text, html = content.personalise("(your unsubscribe link)", "(your subscription page)")
     click.echo(html if fmt == "html" else f"Subject: {content.subject}\n\n{text}", nl=False)
 

@@ -112,7 +112,12 @@ def _context(
 
 
 def render_for_readers(
-    date: str, items: Sequence[DigestItem], base_url: str, *, weekly: bool = False
+    date: str,
+    items: Sequence[DigestItem],
+    base_url: str,
+    *,
+    weekly: bool = False,
+    header: str = "",
 ) -> EmailContent:
     """The email as readers get it: archive and feed links at `digest web`'s public URL."""
     base = base_url.rstrip("/")
@@ -122,6 +127,7 @@ def render_for_readers(
         archive_url=f"{base}/archive/{date}",
         feed_url=f"{base}/archive/feed.xml",
         weekly=weekly,
+        header=header,
     )
 
 
@@ -132,10 +138,14 @@ def render_email(
     feed_url: str = "",
     *,
     weekly: bool = False,
+    header: str = "",
 ) -> EmailContent:
-    """Subject, text and HTML (CSS inlined) for a date, with personal-link placeholders."""
+    """Subject, text and HTML (CSS inlined) for a date, with personal-link placeholders;
+    `header` replaces the standard first line (the day's editor pass writes one)."""
     env = environment()
     context = _context(date, items, archive_url, feed_url, weekly)
+    if header:
+        context["header"] = header
     html = _INLINER.inline(env.get_template("digest.html.j2").render(**context))
     text = env.get_template("digest.txt.j2").render(**context)
     return EmailContent(date, context["subject"], text, html)

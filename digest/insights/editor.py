@@ -179,5 +179,7 @@ def parse_editor_answer(content: str, candidates: int, count: int) -> EditorAnsw
     kept = list(dict.fromkeys(p for p in valid if 1 <= p <= candidates))[:count]
     if not kept:
         raise EditorError("the editor picked no candidate that exists")
-    header = data.get("header", "")
-    return EditorAnswer(tuple(kept), " ".join(str(header).split())[:200])
+    header = " ".join(str(data.get("header", "")).split())
+    if len(header) > 160 or re.search(r"<[a-z/!]|https?:|www\.|@\w", header, re.I):
+        header = ""  # not one plain line: the email keeps its standard one
+    return EditorAnswer(tuple(kept), header)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,14 @@ from digest.store.editor_repo import EditorRepo
 
 log = logging.getLogger("digest.editor")
 Order = Callable[[DigestItem], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class EditorChoice:
+    """The editor's answer as the selection uses it: a sort key, and the header line."""
+
+    order: Order
+    header: str
 
 
 def editor_enabled(config: Config) -> bool:
@@ -43,9 +52,10 @@ def editor_order(
     now: datetime,
     prompt: str | None = None,
     client: Any = None,
-) -> Order | None:
-    """A sort key that puts the editor's picks first, in its order; None: keep the day's
-    ranking (no editor configured, too few candidates, or no usable answer)."""
+) -> EditorChoice | None:
+    """A sort key that puts the editor's picks first, in its order, and its header line;
+    None: keep the day's ranking (no editor configured, too few candidates, or no
+    usable answer)."""
     if prompt is None and not editor_enabled(config):
         return None
     d = config.digest
@@ -83,4 +93,4 @@ def editor_order(
             return (0, position[item.insight.id])
         return (1, *rank_key(item))
 
-    return order
+    return EditorChoice(order, answer.header)

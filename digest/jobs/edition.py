@@ -43,21 +43,30 @@ def edition_items(
     frozen = frozen_items(store, date, selection)
     if frozen is not None:
         return frozen
-    items = top_items(store, config, now or utcnow(), selection, date, topics, weekly)
+    header: list[str] = []
+    items = top_items(store, config, now or utcnow(), selection, date, topics, weekly, header)
     if items and freeze:
         subject = subject_for(date, items, weekly)
         ids = [i.insight.id for i in items]
-        frozen_ids = store.digests.freeze(date, subject, ids, now or utcnow(), selection)
+        frozen_ids = store.digests.freeze(
+            date, subject, ids, now or utcnow(), selection, header="".join(header)
+        )
         if list(frozen_ids.insight_ids) != ids:
             return store.insights.by_ids(frozen_ids.insight_ids)
     return items
 
 
 def edition(
-    config: Config, date: str, selection: str, items: list[DigestItem], *, weekly: bool = False
+    config: Config,
+    date: str,
+    selection: str,
+    items: list[DigestItem],
+    *,
+    weekly: bool = False,
+    header: str = "",
 ) -> Edition:
     """The edition as channels deliver it, its email rendered once for all its readers."""
-    email = render_for_readers(date, items, config.web.base_url, weekly=weekly)
+    email = render_for_readers(date, items, config.web.base_url, weekly=weekly, header=header)
     return Edition(date, selection, tuple(items), email)
 
 
@@ -69,10 +78,12 @@ def top_items(
     date: str | None = None,
     topics: Topics = NO_TOPICS,
     weekly: bool = False,
+    header: list[str] | None = None,
 ) -> list[DigestItem]:
     """The top insights of the selection's shows that its readers have not had yet:
     those on the readers' topics first (only those, if they asked), none that names a
-    word they keep out. A weekly edition picks `weekly_insights` from the past week."""
+    word they keep out. A weekly edition picks `weekly_insights` from the past week.
+    The editor pass's header line, if it wrote one, is appended to `header`."""
     d = config.digest
     since = now - (timedelta(days=7) if weekly else timedelta(hours=d.lookback_hours))
     used = store.digests.used(selection, since, before=date or "9999-12-31")
@@ -83,7 +94,9 @@ def top_items(
     count = d.weekly_insights if weekly else d.insights
     same = same_point([c.insight.text for c in pool], d.similarity_threshold)
     day = date or now.date().isoformat()
-    order = editor_order(config, day, pool, count, same, cache=store.editor, now=now)
+    choice = editor_order(config, day, pool, count, same, cache=store.editor, now=now)
+    if choice is not None and header is not None and choice.header:
+        header.append(choice.header)
     return select_top(
         pool,
         count=count,
@@ -91,5 +104,5 @@ def top_items(
         similarity=d.similarity_threshold,
         first=topics.matches if topics.include else None,
         same=same,
-        order=order,
+        order=choice.order if choice else None,
     )

@@ -241,7 +241,9 @@ def _send_day(
                 for c in copies
             ]
             continue
-        issue = edition(config, day, selection, items, weekly=reader.weekly)
+        frozen = store.digests.get(day, selection)
+        header = frozen.header if frozen else ""
+        issue = edition(config, day, selection, items, weekly=reader.weekly, header=header)
         for copy in copies:
             _send_copy(store, batch, copy, issue, channels, dry_run, report)
 

@@ -208,9 +208,9 @@ def top_items(
     ]
     d = config.digest
     same = same_point([i.insight.text for i in items], d.similarity_threshold)
-    order = None
+    choice = None
     if editor:
-        order = editor_order(
+        choice = editor_order(
             config, "the evaluation set", items, d.insights, same,
             cache=None, now=utcnow(), prompt=editor,
         )  # fmt: skip
@@ -220,7 +220,7 @@ def top_items(
         max_per_episode=d.max_per_episode,
         similarity=d.similarity_threshold,
         same=same,
-        order=order,
+        order=choice.order if choice else None,
     )
 
 

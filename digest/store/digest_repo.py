@@ -52,6 +52,7 @@ class FrozenDigest:
     subject: str
     insight_ids: tuple[str, ...]
     created_at: datetime
+    header: str = ""  # the editor pass's header line; "": the standard one
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ class Delivery:
 
 def _frozen(row: Any) -> FrozenDigest:
     return FrozenDigest(
-        row.date, row.selection, row.subject, tuple(json.loads(row.insight_ids)), row.created_at
+        row.date,
+        row.selection,
+        row.subject,
+        tuple(json.loads(row.insight_ids)),
+        row.created_at,
+        row.header,
     )
 
 
@@ -100,6 +106,7 @@ class DigestRepo:
         insight_ids: Sequence[str],
         now: datetime,
         selection: str = ALL_SHOWS,
+        header: str = "",
     ) -> FrozenDigest:
         """Store the edition's insights; the first to freeze a (date, selection) wins."""
         with self.engine.begin() as conn:
@@ -114,6 +121,7 @@ class DigestRepo:
                         subject=subject,
                         insight_ids=json.dumps(list(insight_ids)),
                         created_at=now,
+                        header=header,
                     )
                 )
         frozen = self.get(date, selection)

@@ -239,6 +239,7 @@ digests = sa.Table(
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("insight_ids", sa.Text, nullable=False),  # JSON list, in the order shown
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("header", sa.Text, nullable=False, server_default=""),  # the editor's; "": ours
 )
 
 deliveries = sa.Table(

@@ -34,7 +34,11 @@ class ArchivePages:
         items = frozen_items(self.site.store, day) if DATE.fullmatch(day) else None
         if items is None:
             raise HTTPException(404, f"There is no digest for {day[:40]}.")
-        content = render_email(day, items, archive_url="/archive", feed_url="/archive/feed.xml")
+        frozen = self.site.store.digests.get(day)
+        header = frozen.header if frozen else ""
+        content = render_email(
+            day, items, archive_url="/archive", feed_url="/archive/feed.xml", header=header
+        )
         _, html = content.personalise("/archive", "/archive")
         return HTMLResponse(html)
 

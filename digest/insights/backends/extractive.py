@@ -26,6 +26,8 @@ from digest.core.models import Person, Transcript
 from digest.core.text import normalise_words, word_set_similarity
 from digest.insights.context import EpisodeContext, Outcome, Usage
 from digest.insights.grounding import (
+    LINK,
+    MARKUP,
     NEW_TOPIC,
     TranscriptIndex,
     dangling_opener,
@@ -230,6 +232,7 @@ def attributed(passage: str, speaker: str, show: str, people: Sequence[Person]) 
     """The passage as the digest prints it: naming its show, and whose view it is when
     the transcript labels the voice or the feed names a sole host (podcast:person).
     With guests and no label, who spoke is unknown and the passage says no more."""
+    show, speaker = _plain(show), _plain(speaker)
     named = {p.name.casefold(): p for p in people}
     hosts = [p.name for p in people if p.role.casefold() == "host"]
     who = ""
@@ -242,6 +245,13 @@ def attributed(passage: str, speaker: str, show: str, people: Sequence[Person]) 
     if not show:
         return f"{who[:1].upper()}{who[1:]} argues: {passage}" if who else passage
     return f"On {show}, {who} argues: {passage}" if who else f"On {show}: {passage}"
+
+
+def _plain(name: str) -> str:
+    """A show's or speaker's name as words the insight may carry: a feed's markup or a
+    web address in its title would get the whole insight refused (grounding.text_problem)."""
+    name = MARKUP.sub("", name)
+    return " ".join(w for w in name.split() if not LINK.search(w)).strip(" :,;-")
 
 
 def extractive_version() -> str:
