@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from digest.delivery.channels.feed import feed_url, voice_folder
-from digest.delivery.voice import script
+from digest.delivery.voice import script, spoken_insight
 from digest.jobs import send_digests
 from digest.jobs.edition import edition, frozen_items
 from digest.store import Store
@@ -110,7 +110,9 @@ def test_a_feed_reader_gets_the_edition_read_aloud_as_a_podcast(
             assert chapter["url"] == item.moment_url, "each chapter links to its moment"
             assert item.show_title in chapter["title"]
         vtt = fetch(episode["transcript_url"])
-        assert vtt.text.startswith("WEBVTT") and items[0].insight.text[:40] in vtt.text
+        first = spoken_insight(items[0].insight.text, items[0].show_title)
+        assert first != items[0].insight.text, "the show is named once, not twice"
+        assert vtt.text.startswith("WEBVTT") and first[:40] in vtt.text
         # Another reader's token does not open these files, nor does a made-up name.
         other = feed_url(base, feeds[1]).removeprefix(base).removesuffix(".xml")
         mine = audio["url"].removeprefix(public)

@@ -91,8 +91,12 @@ class MiniLM:
         return [self.vectors[t] for t in texts]
 
     def embed(self, texts: Sequence[str]) -> Any:
+        """Normalised embeddings, 32 texts at a time: one batch is padded to its longest
+        text, and a day's thousands in one batch would take gigabytes."""
         import numpy as np
 
+        if len(texts) > 32:
+            return np.concatenate([self.embed(texts[i : i + 32]) for i in range(0, len(texts), 32)])
         encoded = self.tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
@@ -149,11 +153,11 @@ def same_point(texts: Sequence[str], words_threshold: float) -> Callable[[str, s
     """Whether two insights make the same point, for the daily selection: by meaning
     when the model is installed (two shows saying it in their own words are one
     insight), else by shared words above `words_threshold` ([digest]
-    similarity_threshold). `texts` are embedded up front, in one batch."""
+    similarity_threshold). Texts are embedded when first compared (and kept): the
+    selection compares only the candidates it reaches, not a whole day's pool."""
     model = minilm()
     if model is None:
         return lambda a, b: word_set_similarity(a, b) > words_threshold
-    model.vector(texts)
 
     def same(a: str, b: str) -> bool:
         x, y = model.vector([a, b])

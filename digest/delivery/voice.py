@@ -63,6 +63,16 @@ def speakable(text: str) -> str:
     return " ".join(NOTATION.sub(" ", text).split())
 
 
+def spoken_insight(text: str, show: str) -> str:
+    """An insight as read after "from <show>, <episode>": its own "On <show>" opening
+    (the offline backend's attribution) is not said twice."""
+    for opening in (f"On {show}: ", f"On {show}, "):
+        if show and text.startswith(opening):
+            rest = text[len(opening) :]
+            return rest[:1].upper() + rest[1:]
+    return text
+
+
 def script(edition: Edition) -> list[Part]:
     """What is read: the header, then each insight naming its show and episode."""
     day = Date.fromisoformat(edition.date).strftime("%A, %d %B")
@@ -73,7 +83,7 @@ def script(edition: Edition) -> list[Part]:
             f"{n}. {item.show_title}: {item.episode_title}",
             speakable(
                 f"{ORDINALS.get(n, 'Next')}, from {item.show_title}, "
-                f"{item.episode_title}. {item.insight.text}"
+                f"{item.episode_title}. {spoken_insight(item.insight.text, item.show_title)}"
             ),
             item.moment_url,
         )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 WORDS = (
-    "Grid batteries earn most of their money in the few hours a year when prices spike, "
-    "which is why operators size them for those hours rather than for daily cycling."
+    "Grid batteries earn most of their money in the few hours a year when prices spike. "
+    "That is why operators size them for those hours rather than for daily cycling."
 )
 
 VTT = f"""WEBVTT
