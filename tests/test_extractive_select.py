@@ -265,3 +265,14 @@ def test_the_same_point_from_two_shows_goes_out_once_when_judged_by_meaning() ->
         candidates, count=5, max_per_episode=2, similarity=0.5, same=same_point(texts, 0.5)
     )
     assert [t.insight.episode_id for t in by_meaning] == ["a", "c"]
+
+
+def test_the_subject_names_the_lead_insights_topic_not_its_attribution() -> None:
+    from digest.edition.render import subject_for
+
+    lead = item("a", 9, "On Show, host Ada argues: Batteries earn money in price spikes. More.")
+    assert subject_for("2026-12-02", [lead]) == (
+        "Podcast Digest, Wed 02 Dec: Batteries earn money in price spikes"
+    )
+    plain = item("b", 9, "On balance, storage wins. More.")
+    assert subject_for("2026-12-02", [plain]).endswith(": On balance, storage wins")

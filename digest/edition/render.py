@@ -54,7 +54,11 @@ def subject_for(date: str, items: Sequence[DigestItem], weekly: bool = False) ->
     day = ("week to " if weekly else "") + Date.fromisoformat(date).strftime("%a %d %b")
     if not items:
         return f"Podcast Digest, {day}"
-    first = SENTENCE_END.split(items[0].insight.text, maxsplit=1)[0].rstrip(".")
+    lead = items[0]
+    text = lead.insight.text
+    if lead.show_title and text.startswith(f"On {lead.show_title}"):
+        text = text.split(": ", 1)[-1]  # "On <show>, host X argues: ..." names no topic
+    first = SENTENCE_END.split(text, maxsplit=1)[0].rstrip(".")
     topic = first if len(first) <= 70 else first[:70].rsplit(" ", 1)[0] + "…"
     return f"Podcast Digest, {day}: {topic}"
 
