@@ -23,18 +23,12 @@ TARGET_RATE = 200.0
 SELECTIONS = 50
 
 
-class HookSink(Helper):
-    def __init__(self) -> None:
-        super().__init__("hooksink")
-        self.port = int(self.ready)
+class Sink(Helper):
+    """A counting receiver on loopback (bench.smtpsink, bench.hooksink): its port, and
+    its counts as JSON."""
 
-    def tell(self, command: str) -> dict[str, Any]:
-        return dict(json.loads(self.ask(command)))
-
-
-class SmtpSink(Helper):
-    def __init__(self) -> None:
-        super().__init__("smtpsink")
+    def __init__(self, module: str) -> None:
+        super().__init__(module)
         self.port = int(self.ready)
 
     def tell(self, command: str) -> dict[str, Any]:
@@ -141,8 +135,8 @@ def run(subscribers: int, repeats: int) -> dict[str, Any]:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-deliver-"))
     db, config = template(workdir, subscribers)
-    sink = SmtpSink()
-    hooks = HookSink()
+    sink = Sink("smtpsink")
+    hooks = Sink("hooksink")
     config = replace(
         config,
         smtp=replace(config.smtp, host="127.0.0.1", port=sink.port, security="none"),

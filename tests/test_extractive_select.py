@@ -257,12 +257,11 @@ def test_the_same_point_from_two_shows_goes_out_once_when_judged_by_meaning() ->
     )
     other = "Interest rates decide which solar farms get built, as panels are paid up front."
     candidates = [item("a", 9, twin_a), item("b", 8, twin_b, 1), item("c", 7, other, 1)]
-    texts = [c.insight.text for c in candidates]
     assert word_set_similarity(twin_a, twin_b) < 0.5, "too few shared words to catch"
     by_words = select_top(candidates, count=5, max_per_episode=2, similarity=0.5)
     assert [t.insight.episode_id for t in by_words] == ["a", "b", "c"]
     by_meaning = select_top(
-        candidates, count=5, max_per_episode=2, similarity=0.5, same=same_point(texts, 0.5)
+        candidates, count=5, max_per_episode=2, similarity=0.5, same=same_point(0.5)
     )
     assert [t.insight.episode_id for t in by_meaning] == ["a", "c"]
 

@@ -149,7 +149,7 @@ def best_available(name: str = "auto") -> Similarity:
     return model
 
 
-def same_point(texts: Sequence[str], words_threshold: float) -> Callable[[str, str], bool]:
+def same_point(words_threshold: float) -> Callable[[str, str], bool]:
     """Whether two insights make the same point, for the daily selection: by meaning
     when the model is installed (two shows saying it in their own words are one
     insight), else by shared words above `words_threshold` ([digest]

@@ -92,7 +92,7 @@ def top_items(
     if topics.only:
         pool = [c for c in pool if topics.matches(c)]
     count = d.weekly_insights if weekly else d.insights
-    same = same_point([c.insight.text for c in pool], d.similarity_threshold)
+    same = same_point(d.similarity_threshold)
     day = date or now.date().isoformat()
     choice = editor_order(config, day, pool, count, same, cache=store.editor, now=now)
     if choice is not None and header is not None and choice.header:

@@ -207,7 +207,7 @@ def top_items(
         for i in t.outcome.insights
     ]
     d = config.digest
-    same = same_point([i.insight.text for i in items], d.similarity_threshold)
+    same = same_point(d.similarity_threshold)
     choice = None
     if editor:
         choice = editor_order(
