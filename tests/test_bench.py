@@ -54,7 +54,7 @@ def test_transcription_benchmark_runs_a_configuration_in_its_own_process(
     speech: dict[str, tuple[Path, str]], tmp_path: Path
 ) -> None:
     clip, text = speech["matrix"]
-    r = transcription.run_config(transcription.DEFAULT, [clip], clip, 1, tmp_path / "unused.pt")
+    r = transcription.run_config(transcription.DEFAULT, [clip], clip, 1)
     assert r["options"]["engine"] == "faster-whisper" and r["options"]["cpu_threads"] == 1
     assert transcription.pooled_wer([text], r["texts"]) < 0.3
     assert r["peak_rss_mb"] > 50 and r["wall_s"] > 0

