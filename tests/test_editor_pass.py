@@ -207,3 +207,28 @@ def test_the_editors_header_line_opens_the_frozen_edition_unless_it_is_not_plain
     assert header_of("<b>Bold</b> claims") == "" and header_of("Mail me@example.org") == ""
     assert header_of("Plain  and\nshort.") == "Plain and short."
     assert header_of("x" * 161) == ""
+
+
+def test_the_editors_tokens_are_in_the_cost_report_beside_extractions(
+    store: Store, day: Any, fake_openai: FakeOpenAI
+) -> None:
+    from dataclasses import replace
+
+    from digest.jobs import status_report
+
+    def usage() -> dict[str, dict[str, Any]]:
+        return {u["stage"]: u for u in status_report(store, day)["llm_usage"]}
+
+    assert "editor" not in usage(), "the offline insights cost nothing"
+    top_items(store, day, utcnow())
+    top_items(store, day, utcnow())  # cached: no second call, no second row
+    [call] = editor_calls(fake_openai)
+    editor = usage()["editor"]
+    assert editor["calls"] == 1 and editor["model"] == day.extraction.model
+    assert editor["prompt_tokens"] == len(prompt_of(call)) // 4, "what the server reported"
+
+    script(fake_openai, lambda call: truncated())  # a refused answer still cost its tokens
+    other = replace(day, digest=replace(day.digest, insights=4))
+    top_items(store, other, utcnow())
+    assert usage()["editor"]["calls"] == 2
+    assert usage()["editor"]["completion_tokens"] > editor["completion_tokens"]

@@ -48,7 +48,7 @@ def status(app: App, as_json: bool) -> None:
     for day in summary["llm_usage"]:
         cost = "unknown cost" if day["cost_usd"] is None else f"~${day['cost_usd']:.4f}"
         console.print(
-            f"LLM {day['day']} {day['model']}: {day['calls']} call(s), "
+            f"LLM {day['day']} {day['stage']} {day['model']}: {day['calls']} call(s), "
             f"{day['prompt_tokens']:,} in / {day['completion_tokens']:,} out tokens, {cost}"
         )
 

@@ -60,7 +60,9 @@ class TranscriptionSettings:
         choices=ENGINES,
     )
     model: str = setting(
-        "tiny.en", "model name or local path (backend openai: whisper-1 or gpt-4o-transcribe)"
+        "tiny.en",
+        "tiny.en | base (extra whisper-base) | a model folder or .pt path "
+        "(backend openai: whisper-1 or gpt-4o-transcribe)",
     )
     device: str = setting("auto", "faster-whisper device", choices=("auto", "cpu", "cuda"))
     compute_type: str = setting(

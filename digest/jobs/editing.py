@@ -27,6 +27,8 @@ from digest.store.editor_repo import EditorRepo
 
 log = logging.getLogger("digest.editor")
 Order = Callable[[DigestItem], tuple[Any, ...]]
+# Where the pass's chat calls go for the cost report: (model, prompt version, calls).
+Record = Callable[[str, str, list[dict[str, Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def editor_order(
     now: datetime,
     prompt: str | None = None,
     client: Any = None,
+    record: Record | None = None,
 ) -> EditorChoice | None:
     """A sort key that puts the editor's picks first, in its order, and its header line;
     None: keep the day's ranking (no editor configured, too few candidates, or no
@@ -79,7 +82,12 @@ def editor_order(
         if cached is not None:
             answer = EditorAnswer.from_json(cached)
         else:
-            answer = editor.ask(date, candidates, count, Usage())
+            usage = Usage()
+            try:
+                answer = editor.ask(date, candidates, count, usage)
+            finally:  # a refused answer cost its tokens too
+                if record:
+                    record(editor.model, editor.version, usage.calls)
             if cache:
                 cache.save(key, editor.version, answer.to_json(), now)
     except (EditorError, ConfigError) as exc:

@@ -8,6 +8,7 @@ many read it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from digest.core.clock import utcnow
 from digest.core.config import Config
@@ -94,7 +95,13 @@ def top_items(
     count = d.weekly_insights if weekly else d.insights
     same = same_point(d.similarity_threshold)
     day = date or now.date().isoformat()
-    choice = editor_order(config, day, pool, count, same, cache=store.editor, now=now)
+
+    def record(model: str, version: str, calls: list[dict[str, Any]]) -> None:
+        store.insights.record_calls(None, model, version, calls, now, stage="editor")
+
+    choice = editor_order(
+        config, day, pool, count, same, cache=store.editor, now=now, record=record
+    )
     if choice is not None and header is not None and choice.header:
         header.append(choice.header)
     return select_top(

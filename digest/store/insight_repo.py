@@ -118,11 +118,12 @@ class InsightRepo:
 
     def record_calls(
         self,
-        episode_id: str,
+        episode_id: str | None,
         model: str,
         version: str,
         calls: Sequence[dict[str, Any]],
         now: datetime,
+        stage: str = "extraction",
     ) -> None:
         if calls:
             rows = [
@@ -132,6 +133,7 @@ class InsightRepo:
                     "model": model,
                     "prompt_version": version,
                     "created_at": now,
+                    "stage": stage,
                 }
                 for c in calls
             ]
@@ -192,14 +194,15 @@ class InsightRepo:
         query = (
             sa.select(
                 day.label("day"),
+                llm_calls.c.stage,
                 llm_calls.c.model,
                 sa.func.count().label("calls"),
                 sa.func.sum(llm_calls.c.prompt_tokens).label("prompt_tokens"),
                 sa.func.sum(llm_calls.c.completion_tokens).label("completion_tokens"),
             )
             .where(llm_calls.c.created_at >= since)
-            .group_by(day, llm_calls.c.model)
-            .order_by(day)
+            .group_by(day, llm_calls.c.stage, llm_calls.c.model)
+            .order_by(day, llm_calls.c.stage)
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

@@ -228,6 +228,8 @@ llm_calls = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),  # ok | malformed | truncated
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # extraction | editor (the day's editor pass: no episode)
+    sa.Column("stage", sa.String(16), nullable=False, server_default="extraction"),
 )
 
 digests = sa.Table(
